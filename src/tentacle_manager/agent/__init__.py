@@ -1,0 +1,1 @@
+"""The agent: script service, isolation mutexes, process runner and workspaces (no Qt here)."""

@@ -1,0 +1,1 @@
+"""Launching script processes, finding their whole tree, and stopping it."""

@@ -1,0 +1,164 @@
+"""What a freshly started agent does with the workspaces an earlier agent process left.
+
+Every ticket with a state file is accounted for, and nothing runs twice:
+- finished tickets are served from disk as they are;
+- a ticket that never got its mutex becomes Complete / -46 (it never started and is not re-run);
+- a ticket whose process is still alive (same pid and start time) is re-adopted: it keeps its
+  mutex ahead of any new work, its output keeps being captured and its exit is observed;
+- a ticket whose process has gone gets its remaining output and, when the bash exit trap
+  recorded it, its real exit status; otherwise -46;
+- quarantined processes that are still alive go back into the quarantine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+import psutil
+
+from tentacle_manager.agent.process.entry import AdoptedEntry
+from tentacle_manager.agent.process.output_pump import OutputPump
+from tentacle_manager.agent.process.tree import ScriptProcesses
+from tentacle_manager.agent.scripts.context import ScriptContext
+from tentacle_manager.agent.scripts.lifecycle import watch_adopted
+from tentacle_manager.agent.scripts.quarantine import revive
+from tentacle_manager.agent.scripts.run import ScriptRun
+from tentacle_manager.agent.workspace.output_log import Masker, OutputLogWriter
+from tentacle_manager.agent.workspace.state import ScriptState, StateFileError
+from tentacle_manager.agent.workspace.workspace import Workspace
+from tentacle_manager.contracts import (
+    ExitCode,
+    MutexParty,
+    ProcessOutputSource,
+    ProcessState,
+    ScriptPhase,
+    ScriptTicket,
+)
+
+log = logging.getLogger(__name__)
+
+NEVER_STARTED = (
+    "The agent restarted before this script acquired its isolation mutex, so it never started."
+)
+
+
+def recover(
+    work_root: Path, ctx: ScriptContext, masker: Masker, runs: dict[str, ScriptRun]
+) -> None:
+    if not work_root.is_dir():
+        return
+    for directory in sorted(work_root.iterdir()):
+        if not directory.is_dir():
+            continue
+        workspace = Workspace(directory)
+        store = workspace.state
+        (directory / f".{store.path.name}.tmp").unlink(missing_ok=True)
+        if not store.exists():
+            continue
+        try:
+            state = store.load()
+        except StateFileError as error:
+            log.error("Cannot recover workspace: %s", error)
+            continue
+        _recover_quarantine(workspace, state, ctx)
+        if state.state is ProcessState.PENDING:
+            _conclude(workspace, state, masker, NEVER_STARTED, ExitCode.UNKNOWN_RESULT)
+        elif state.state is ProcessState.RUNNING:
+            _recover_running(workspace, state, ctx, masker, runs)
+
+
+def _recover_quarantine(workspace: Workspace, state: ScriptState, ctx: ScriptContext) -> None:
+    if not state.quarantined:
+        return
+    alive = revive(state.quarantined)
+    if alive:
+        ctx.quarantine.add(ScriptTicket(task_id=state.ticket), state.task_id, workspace, alive)
+    else:
+        state.quarantined = []
+        workspace.state.save(state)
+
+
+def _recover_running(
+    workspace: Workspace,
+    state: ScriptState,
+    ctx: ScriptContext,
+    masker: Masker,
+    runs: dict[str, ScriptRun],
+) -> None:
+    alive = revive([state.process]) if state.process else []
+    if alive:
+        try:
+            _adopt(workspace, state, alive[0], ctx, masker, runs)
+            return
+        except RuntimeError as error:
+            log.error("Cannot re-adopt script %s: %s", state.ticket, error)
+    code = workspace.recorded_exit_code()
+    if code is None:
+        message = (
+            "The agent restarted while this script was running; the script has since "
+            "exited and its result is unknown."
+        )
+        _conclude(workspace, state, masker, message, ExitCode.UNKNOWN_RESULT)
+    else:
+        message = (
+            f"The agent restarted while this script was running; the script has since "
+            f"exited with code {code}."
+        )
+        _conclude(workspace, state, masker, message, code, ran_to_completion=True)
+
+
+def _conclude(
+    workspace: Workspace,
+    state: ScriptState,
+    masker: Masker,
+    message: str,
+    code: int,
+    ran_to_completion: bool = False,
+) -> None:
+    writer = OutputLogWriter(workspace.directory, masker)
+    try:
+        pump = OutputPump(writer, workspace.stdout_path, workspace.stderr_path)
+        while pump.step():
+            pass
+        pump.step(final=True)
+        for stream in pump.streams:
+            stream.close()
+        writer.write_text(ProcessOutputSource.STDOUT, message)
+    finally:
+        writer.close()
+    state.mark_complete(code, ran_to_completion)
+    workspace.state.save(state)
+    workspace.discard_raw_output()
+
+
+def _adopt(
+    workspace: Workspace,
+    state: ScriptState,
+    process: psutil.Process,
+    ctx: ScriptContext,
+    masker: Masker,
+    runs: dict[str, ScriptRun],
+) -> None:
+    ticket = ScriptTicket(task_id=state.ticket)
+    party = MutexParty(
+        ticket=ticket,
+        task_id=state.task_id,
+        level=state.isolation,
+        since=state.started or state.created,
+    )
+    lease = ctx.isolation.adopt(state.mutex_name, party)
+    writer = OutputLogWriter(workspace.directory, masker)
+    run = ScriptRun(ticket, workspace, state, writer, phase=ScriptPhase.RUNNING)
+    assert state.process is not None
+    run.processes = ScriptProcesses(state.process.pid, state.process.create_time, state.tracking_id)
+    run.debug(f"The agent restarted and re-adopted the running script process {process.pid}")
+    pump = OutputPump(writer, workspace.stdout_path, workspace.stderr_path)
+    pump.start()
+    entry = AdoptedEntry(process, workspace.recorded_exit_code)
+    run.task = asyncio.get_running_loop().create_task(watch_adopted(run, lease, entry, pump, ctx))
+    runs[ticket.key] = run
+    log.info(
+        "Re-adopted script %s (process %d) holding mutex %s", ticket, process.pid, state.mutex_name
+    )

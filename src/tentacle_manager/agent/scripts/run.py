@@ -1,0 +1,135 @@
+"""One ticket this agent knows: its workspace, durable state, output log and live controls."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from tentacle_manager.agent.process.ladder import LadderStep
+from tentacle_manager.agent.process.tree import ScriptProcesses
+from tentacle_manager.agent.workspace.output_log import OutputLogWriter, read_records
+from tentacle_manager.agent.workspace.state import ScriptState
+from tentacle_manager.agent.workspace.workspace import Workspace
+from tentacle_manager.contracts import (
+    ExitCode,
+    ProcessOutputSource,
+    ProcessState,
+    ScriptIsolationLevel,
+    ScriptPhase,
+    ScriptStatusResponse,
+    ScriptSummary,
+    ScriptTicket,
+)
+
+ABANDONED_LINE = (
+    "Tentacle has abandoned this script. The underlying script process may still be running "
+    "on this host."
+)
+
+
+@dataclass(eq=False)
+class ScriptRun:
+    ticket: ScriptTicket
+    workspace: Workspace
+    state: ScriptState
+    writer: OutputLogWriter
+    phase: ScriptPhase = ScriptPhase.QUEUED
+    cancel_requested: asyncio.Event = field(default_factory=asyncio.Event)
+    abandon_requested: asyncio.Event = field(default_factory=asyncio.Event)
+    finished: asyncio.Event = field(default_factory=asyncio.Event)
+    processes: ScriptProcesses | None = None
+    timeline: list[LadderStep] = field(default_factory=list)
+    task: asyncio.Task[None] | None = None
+    sweep: asyncio.Task[None] | None = None  # finds and quarantines survivors of an abandon
+    detached: bool = False
+
+    @property
+    def is_complete(self) -> bool:
+        return self.state.is_complete
+
+    def save(self) -> None:
+        self.workspace.state.save(self.state)
+
+    def stdout(self, text: str) -> None:
+        self.writer.write_text(ProcessOutputSource.STDOUT, text)
+
+    def stderr(self, text: str) -> None:
+        self.writer.write_text(ProcessOutputSource.STDERR, text)
+
+    def debug(self, text: str) -> None:
+        self.writer.write_text(ProcessOutputSource.DEBUG, text)
+
+    def wait_block(self, message: str) -> None:
+        """Tentacle's three-record block that makes the server show a waiting message."""
+        self.stdout("##octopus[stdout-wait]")
+        self.stdout(message)
+        self.stdout("##octopus[stdout-default]")
+
+    def mark_running(self) -> None:
+        self.state.mark_started()
+        self.phase = (
+            ScriptPhase.CANCELLING if self.cancel_requested.is_set() else ScriptPhase.RUNNING
+        )
+        self.save()
+
+    def finish(self, exit_code: int, ran_to_completion: bool = True) -> None:
+        """Persist the result, then report it: nothing reads Complete before it is on disk."""
+        self.state.mark_complete(exit_code, ran_to_completion)
+        self.save()
+        self.writer.close()
+        self.workspace.discard_raw_output()
+        self.phase = (
+            ScriptPhase.ABANDONED if exit_code == ExitCode.ABANDONED else ScriptPhase.COMPLETE
+        )
+        self.finished.set()
+
+    def status(self, after: int) -> ScriptStatusResponse:
+        logs, next_sequence = self.writer.read(after)
+        return ScriptStatusResponse.model_construct(
+            ticket=self.ticket,
+            state=self.state.state,
+            exit_code=self.state.reported_exit_code,
+            logs=logs,
+            next_log_sequence=next_sequence,
+        )
+
+    def summary(self) -> ScriptSummary:
+        return summarise(self.state, self.phase, self.processes)
+
+
+def phase_of(state: ScriptState) -> ScriptPhase:
+    if state.state is ProcessState.PENDING:
+        return ScriptPhase.QUEUED
+    if state.state is ProcessState.RUNNING:
+        return ScriptPhase.RUNNING
+    return ScriptPhase.ABANDONED if state.exit_code == ExitCode.ABANDONED else ScriptPhase.COMPLETE
+
+
+def summarise(
+    state: ScriptState, phase: ScriptPhase, processes: ScriptProcesses | None = None
+) -> ScriptSummary:
+    pid = processes.entry_pid if processes else (state.process.pid if state.process else None)
+    return ScriptSummary(
+        ticket=ScriptTicket(task_id=state.ticket),
+        task_id=state.task_id,
+        phase=phase,
+        state=state.state,
+        exit_code=state.reported_exit_code,
+        mutex_name=state.mutex_name,
+        isolation=ScriptIsolationLevel(state.isolation),
+        created=state.created,
+        started=state.started,
+        completed=state.completed,
+        pid=pid,
+    )
+
+
+def status_from_disk(workspace: Workspace, state: ScriptState, after: int) -> ScriptStatusResponse:
+    logs, next_sequence = read_records(workspace.directory, after)
+    return ScriptStatusResponse.model_construct(
+        ticket=ScriptTicket(task_id=state.ticket),
+        state=state.state,
+        exit_code=state.reported_exit_code,
+        logs=logs,
+        next_log_sequence=next_sequence,
+    )

@@ -1,0 +1,1 @@
+"""Durable per-script workspaces under <home>/Work/<ticket>/: bootstrap, files, state, output."""

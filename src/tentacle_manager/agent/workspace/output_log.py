@@ -1,0 +1,255 @@
+"""Output.log: a script's output as ordered, timestamped records with sequence numbers.
+
+Each record is a JSON array `["stdout"|"stderr"|"debug", "<text>", "<ISO-8601 time>"]` on its own
+line, which Tentacle's multi-content reader also accepts. A record's sequence number is its
+1-based position in the file, so sequence numbers survive agent restarts.
+
+Two small side files keep reads cheap and crashes harmless:
+
+- `Output.idx` holds the byte offset of every 64th record, so reading "after sequence k" seeks
+  straight to it: the last 100 records of a million-record log cost what they cost of a short log.
+- `Output.pos` is the commit point: record count, byte size, and how far each raw output file
+  has been converted. Readers never look past it, so nothing a caller has seen can be lost; a
+  restarted agent truncates anything written after it and resumes converting where it stopped.
+
+Encoding is done a chunk at a time with C-speed byte operations (no per-line Python in the
+common case) because scripts can write hundreds of megabytes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from json.encoder import encode_basestring  # type: ignore[attr-defined]
+from pathlib import Path
+
+import numpy as np
+
+from tentacle_manager.contracts import ProcessOutput, ProcessOutputSource, utc_now
+
+LOG_FILE = "Output.log"
+INDEX_FILE = "Output.idx"
+POSITION_FILE = "Output.pos"
+INDEX_STRIDE = 64
+
+_SOURCE_NAMES = {
+    ProcessOutputSource.STDOUT: "stdout",
+    ProcessOutputSource.STDERR: "stderr",
+    ProcessOutputSource.DEBUG: "debug",
+}
+_SOURCES_BY_NAME = {name: source for source, name in _SOURCE_NAMES.items()}
+_POSITION = struct.Struct("<4q")
+_OFFSET = struct.Struct("<q")
+# Bytes that JSON must escape; a chunk without any of them is copied into records verbatim.
+_NEEDS_ESCAPE = bytes([*range(0x00, 0x20), 0x22, 0x5C, 0x7F])
+_PLAIN = bytes(b for b in range(256) if b not in _NEEDS_ESCAPE or b == 0x0A)
+
+
+class Masker:
+    """Replaces sensitive values (such as a proxy password) with ******** in every record."""
+
+    def __init__(self, secrets: Iterable[str] = ()):
+        self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+        self._needles = [s.encode() for s in self._secrets]
+
+    def __bool__(self) -> bool:
+        return bool(self._secrets)
+
+    def touches(self, data: bytes) -> bool:
+        return any(needle in data for needle in self._needles)
+
+    def mask(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "********")
+        return text
+
+
+NO_MASKING = Masker()
+
+
+@dataclass(frozen=True)
+class Position:
+    """The committed extent of a log and how much of each raw output stream it covers."""
+
+    count: int = 0
+    size: int = 0
+    stdout_offset: int = 0
+    stderr_offset: int = 0
+
+    def raw_offset(self, source: ProcessOutputSource) -> int:
+        return self.stderr_offset if source is ProcessOutputSource.STDERR else self.stdout_offset
+
+
+def _stamp(when: datetime | None = None) -> str:
+    return (when or utc_now()).isoformat()
+
+
+def encode_lines(
+    source: ProcessOutputSource,
+    body: bytes,
+    when: datetime | None = None,
+    masker: Masker = NO_MASKING,
+) -> bytes:
+    """Turn complete `\\n`-terminated lines into records; undecodable bytes become U+FFFD."""
+    stamp = _stamp(when)
+    prefix = f'["{_SOURCE_NAMES[source]}",'
+    suffix = f',"{stamp}"]\n'
+    if not body.translate(None, _PLAIN) and not (masker and masker.touches(body)):
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
+        else:
+            quoted_prefix, quoted_suffix = (prefix + '"').encode(), ('"' + suffix).encode()
+            inner = body[:-1].replace(b"\n", quoted_suffix + quoted_prefix)
+            return quoted_prefix + inner + quoted_suffix
+    text = body.decode("utf-8", "replace")[:-1]
+    if masker:
+        text = masker.mask(text)
+    encoded = map(encode_basestring, text.split("\n"))
+    return (prefix + (suffix + prefix).join(encoded) + suffix).encode("utf-8")
+
+
+def record_starts(records: bytes) -> np.ndarray:
+    """Byte offset of each record in an encoded block (records never contain a raw newline)."""
+    ends = np.flatnonzero(np.frombuffer(records, dtype=np.uint8) == 0x0A)
+    starts = np.empty(len(ends), dtype=np.int64)
+    if len(ends):
+        starts[0] = 0
+        starts[1:] = ends[:-1] + 1
+    return starts
+
+
+class OutputLogWriter:
+    """Appends records and advances the commit point. One writer per workspace at a time."""
+
+    def __init__(self, directory: Path, masker: Masker = NO_MASKING):
+        self.directory = directory
+        self.masker = masker
+        self.position = _recover(directory)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
+        self._log = os.open(directory / LOG_FILE, flags, 0o600)
+        self._index = os.open(directory / INDEX_FILE, flags, 0o600)
+        self._pos = os.open(directory / POSITION_FILE, os.O_WRONLY | os.O_CREAT, 0o600)
+        self._closed = False
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def write_text(self, source: ProcessOutputSource, text: str) -> None:
+        """One record written by the agent itself (debug lines, mutex messages)."""
+        text = self.masker.mask(text) if self.masker else text
+        record = f'["{_SOURCE_NAMES[source]}",{encode_basestring(text)},"{_stamp()}"]\n'
+        self._commit(record.encode("utf-8"), None, 0)
+
+    def write_lines(self, source: ProcessOutputSource, body: bytes, raw_offset: int) -> None:
+        """Complete lines converted from a raw stream, committed with the stream's new offset."""
+        if body:
+            self._commit(encode_lines(source, body, masker=self.masker), source, raw_offset)
+
+    def read(self, after: int) -> tuple[list[ProcessOutput], int]:
+        return read_records(self.directory, after, self.position)
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            for fd in (self._log, self._index, self._pos):
+                os.close(fd)
+
+    def _commit(self, records: bytes, source: ProcessOutputSource | None, raw_offset: int) -> None:
+        if self._closed:
+            return
+        position = self.position
+        starts = record_starts(records)
+        _write_all(self._log, records)
+        first = (-position.count) % INDEX_STRIDE
+        entries = (starts[first::INDEX_STRIDE] + position.size).astype("<i8")
+        if len(entries):
+            _write_all(self._index, entries.tobytes())
+        stdout_offset, stderr_offset = position.stdout_offset, position.stderr_offset
+        if source is ProcessOutputSource.STDOUT:
+            stdout_offset = raw_offset
+        elif source is ProcessOutputSource.STDERR:
+            stderr_offset = raw_offset
+        self.position = Position(
+            position.count + len(starts), position.size + len(records), stdout_offset, stderr_offset
+        )
+        os.pwrite(self._pos, _POSITION.pack(*_astuple(self.position)), 0)
+
+
+def read_records(
+    directory: Path, after: int, position: Position | None = None
+) -> tuple[list[ProcessOutput], int]:
+    """Records with sequence > `after`, and the next sequence to ask for (Tentacle semantics)."""
+    if position is None:
+        position = read_position(directory)
+    after = max(after, 0)
+    if after >= position.count:
+        return [], max(after, position.count)
+    block, skip = divmod(after, INDEX_STRIDE)
+    with open(directory / INDEX_FILE, "rb") as index:
+        index.seek(block * _OFFSET.size)
+        (start,) = _OFFSET.unpack(index.read(_OFFSET.size))
+    with open(directory / LOG_FILE, "rb") as log:
+        log.seek(start)
+        data = log.read(position.size - start)
+    lines = data.split(b"\n")[skip : position.count - block * INDEX_STRIDE]
+    records: list[ProcessOutput] = []
+    last_time = None
+    for number, line in enumerate(lines, start=after + 1):
+        try:
+            name, text, occurred = json.loads(line)
+            last_time = datetime.fromisoformat(occurred)
+            records.append(
+                ProcessOutput.model_construct(
+                    source=_SOURCES_BY_NAME[name], text=text, occurred=last_time
+                )
+            )
+        except (ValueError, KeyError, TypeError):
+            records.append(
+                ProcessOutput.model_construct(
+                    source=ProcessOutputSource.STDERR,
+                    text=f"Corrupt Tentacle log at line {number}, no more logs will be read",
+                    occurred=last_time or utc_now(),
+                )
+            )
+            break
+    return records, position.count
+
+
+def read_position(directory: Path) -> Position:
+    try:
+        with open(directory / POSITION_FILE, "rb") as handle:
+            data = handle.read(_POSITION.size)
+    except FileNotFoundError:
+        return Position()
+    if len(data) < _POSITION.size:
+        return Position()
+    return Position(*_POSITION.unpack(data))
+
+
+def _recover(directory: Path) -> Position:
+    """Cut the log and index back to the commit point (anything after it was never served)."""
+    position = read_position(directory)
+    log_path, index_path = directory / LOG_FILE, directory / INDEX_FILE
+    if log_path.exists() and log_path.stat().st_size > position.size:
+        os.truncate(log_path, position.size)
+    entries = -(-position.count // INDEX_STRIDE)
+    if index_path.exists() and index_path.stat().st_size > entries * _OFFSET.size:
+        os.truncate(index_path, entries * _OFFSET.size)
+    return position
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _astuple(position: Position) -> tuple[int, int, int, int]:
+    return (position.count, position.size, position.stdout_offset, position.stderr_offset)

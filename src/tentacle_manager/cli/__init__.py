@@ -1,0 +1,1 @@
+"""The `tentacle` command line (argument parsing and output formatting only)."""
