@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from typing import Protocol
 
 import psutil
@@ -28,14 +27,13 @@ class ChildEntry:
 
 
 class AdoptedEntry:
-    """A script started by an earlier agent process: not our child, so its exit is polled and
-    its status read from what the bash exit trap recorded."""
+    """A script started by an earlier agent process. It is not our child, so its exit is
+    observed by polling and its exit status cannot be known."""
 
-    def __init__(self, process: psutil.Process, recorded_exit: Callable[[], int | None]):
+    def __init__(self, process: psutil.Process):
         self._process = process
-        self._recorded_exit = recorded_exit
 
     async def wait(self) -> int | None:
         while is_alive(self._process):
             await asyncio.sleep(ADOPTED_POLL_INTERVAL)
-        return self._recorded_exit()
+        return None

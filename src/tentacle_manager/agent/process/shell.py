@@ -1,10 +1,8 @@
 """How a script body becomes a bootstrap file and a command line, per operating system.
 
-Bash (Linux, macOS) and Windows PowerShell, with Tentacle's PowerShell command line. Two
-deliberate differences from Tentacle: arguments are passed as separate argv entries (bash) or as
-single-quoted PowerShell strings, never joined unquoted; and bash scripts record their exit
-status in the workspace (through BASH_ENV, without touching the script), so an agent that
-restarts while a script runs still learns how it ended.
+Bash (Linux, macOS) and Windows PowerShell, with Tentacle's PowerShell command line. One
+deliberate difference from Tentacle: arguments are passed as separate argv entries (bash) or as
+single-quoted PowerShell strings, never joined unquoted.
 """
 
 from __future__ import annotations
@@ -18,20 +16,6 @@ from typing import Protocol
 
 from tentacle_manager.contracts import ScriptType, StartScriptCommand
 
-EXIT_CODE_FILE = ".tentacle_exit_code"
-EXIT_TRAP_FILE = ".tentacle_exit_trap.sh"
-
-_EXIT_TRAP = """\
-# Written by Tentacle Manager: records the script's exit status for an agent that restarted.
-unset BASH_ENV
-if [ -n "${TENTACLE_USER_BASH_ENV-}" ]; then
-  export BASH_ENV="$TENTACLE_USER_BASH_ENV"
-  unset TENTACLE_USER_BASH_ENV
-  . "$BASH_ENV"
-fi
-trap 'printf "%s" "$?" > "$TENTACLE_EXIT_CODE_FILE" 2>/dev/null' EXIT
-"""
-
 
 class Shell(Protocol):
     name: str
@@ -43,9 +27,6 @@ class Shell(Protocol):
     def bootstrap_bytes(self, body: str) -> bytes: ...
 
     def command_line(self, bootstrap: Path, arguments: list[str]) -> list[str]: ...
-
-    def prepare(self, workspace: Path, environment: dict[str, str]) -> None:
-        """Write any helper files and set any variables the command line relies on."""
 
 
 @dataclass(frozen=True)
@@ -62,14 +43,6 @@ class Bash:
 
     def command_line(self, bootstrap: Path, arguments: list[str]) -> list[str]:
         return [self.executable, str(bootstrap), *arguments]
-
-    def prepare(self, workspace: Path, environment: dict[str, str]) -> None:
-        trap = workspace / EXIT_TRAP_FILE
-        trap.write_text(_EXIT_TRAP)
-        if environment.get("BASH_ENV"):
-            environment["TENTACLE_USER_BASH_ENV"] = environment["BASH_ENV"]
-        environment["BASH_ENV"] = str(trap)
-        environment["TENTACLE_EXIT_CODE_FILE"] = str(workspace / EXIT_CODE_FILE)
 
 
 def _quote_powershell(value: str) -> str:
@@ -113,9 +86,6 @@ class PowerShell:
             "-Command",
             script,
         ]
-
-    def prepare(self, workspace: Path, environment: dict[str, str]) -> None:
-        return None
 
 
 def shell_for_this_platform() -> Shell:

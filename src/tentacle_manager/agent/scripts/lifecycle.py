@@ -140,7 +140,6 @@ async def _launch(
     run.mark_running()
     environment = dict(ctx.environment)
     environment[TRACKING_VARIABLE] = run.state.tracking_id
-    shell.prepare(workspace.directory, environment)
     command_line = shell.command_line(workspace.bootstrap_path(shell), list(command.arguments))
     run.debug(
         f"Starting {shell.executable} in working directory '{workspace.directory}' "

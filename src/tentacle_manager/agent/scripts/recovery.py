@@ -5,8 +5,8 @@ Every ticket with a state file is accounted for, and nothing runs twice:
 - a ticket that never got its mutex becomes Complete / -46 (it never started and is not re-run);
 - a ticket whose process is still alive (same pid and start time) is re-adopted: it keeps its
   mutex ahead of any new work, its output keeps being captured and its exit is observed;
-- a ticket whose process has gone gets its remaining output and, when the bash exit trap
-  recorded it, its real exit status; otherwise -46;
+- a ticket whose process has gone gets the output it wrote meanwhile and Complete / -46 (its
+  exit status went to the dead agent, so it cannot be known);
 - quarantined processes that are still alive go back into the quarantine.
 """
 
@@ -94,19 +94,11 @@ def _recover_running(
             return
         except RuntimeError as error:
             log.error("Cannot re-adopt script %s: %s", state.ticket, error)
-    code = workspace.recorded_exit_code()
-    if code is None:
-        message = (
-            "The agent restarted while this script was running; the script has since "
-            "exited and its result is unknown."
-        )
-        _conclude(workspace, state, masker, message, ExitCode.UNKNOWN_RESULT)
-    else:
-        message = (
-            f"The agent restarted while this script was running; the script has since "
-            f"exited with code {code}."
-        )
-        _conclude(workspace, state, masker, message, code, ran_to_completion=True)
+    message = (
+        "The agent restarted while this script was running; the script has since exited and "
+        "its result is unknown."
+    )
+    _conclude(workspace, state, masker, message, ExitCode.UNKNOWN_RESULT)
 
 
 def _conclude(
@@ -115,7 +107,6 @@ def _conclude(
     masker: Masker,
     message: str,
     code: int,
-    ran_to_completion: bool = False,
 ) -> None:
     writer = OutputLogWriter(workspace.directory, masker)
     try:
@@ -128,7 +119,7 @@ def _conclude(
         writer.write_text(ProcessOutputSource.STDOUT, message)
     finally:
         writer.close()
-    state.mark_complete(code, ran_to_completion)
+    state.mark_complete(code, ran_to_completion=False)
     workspace.state.save(state)
     workspace.discard_raw_output()
 
@@ -156,7 +147,7 @@ def _adopt(
     run.debug(f"The agent restarted and re-adopted the running script process {process.pid}")
     pump = OutputPump(writer, workspace.stdout_path, workspace.stderr_path)
     pump.start()
-    entry = AdoptedEntry(process, workspace.recorded_exit_code)
+    entry = AdoptedEntry(process)
     run.task = asyncio.get_running_loop().create_task(watch_adopted(run, lease, entry, pump, ctx))
     runs[ticket.key] = run
     log.info(

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tentacle_manager.agent.process.shell import EXIT_CODE_FILE, Shell
+from tentacle_manager.agent.process.shell import Shell
 from tentacle_manager.agent.workspace.output_log import LOG_FILE
 from tentacle_manager.agent.workspace.script_files import write_script_file
 from tentacle_manager.agent.workspace.state import StateStore
@@ -47,10 +47,6 @@ class Workspace:
     def log_path(self) -> Path:
         return self.directory / LOG_FILE
 
-    @property
-    def exit_code_path(self) -> Path:
-        return self.directory / EXIT_CODE_FILE
-
     def bootstrap_path(self, shell: Shell) -> Path:
         return self.directory / shell.bootstrap_name
 
@@ -69,13 +65,6 @@ class Workspace:
         for script_file in command.files:
             write_script_file(self.directory, script_file)
         self.bootstrap_path(shell).write_bytes(shell.bootstrap_bytes(shell.select_body(command)))
-
-    def recorded_exit_code(self) -> int | None:
-        """The exit status the bash exit trap wrote, if the script got that far."""
-        try:
-            return int(self.exit_code_path.read_text().strip())
-        except (OSError, ValueError):
-            return None
 
     def discard_raw_output(self) -> None:
         for path in (self.stdout_path, self.stderr_path):
