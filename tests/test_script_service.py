@@ -431,3 +431,16 @@ async def test_output_log_commit_point_matches_what_was_served(service):
         start_command("pos", "seq 1 1000", wait=timedelta(seconds=10))
     )
     assert read_position(service.work_root / "pos").count == status.next_log_sequence
+
+
+async def test_the_service_cleans_stale_finished_workspaces(make_service, tmp_path):
+    release = tmp_path / "release"
+    service = await make_service(cleaner_interval=0.2, cleaner_delete_older_than=0.5)
+    await service.start_script(start_command("old", "true", wait=timedelta(seconds=5)))
+    await service.start_script(
+        start_command("busy", f"while [ ! -f {release} ]; do sleep 0.01; done", mutex="other")
+    )
+    await wait_until(lambda: not (service.work_root / "old").exists(), timeout=10)
+    assert (service.work_root / "busy").is_dir()
+    release.touch()
+    await wait_complete(service, "busy")
