@@ -247,3 +247,15 @@ def test_bad_settings_name_the_field(field, value):
     with pytest.raises(SettingsError) as error:
         ScriptServiceSettings.create(**{field: value})
     assert field in error.value.problems
+
+
+async def test_abandon_after_the_script_exited_keeps_its_real_exit_code(make_service, tmp_path):
+    service = await make_service(output_holder_grace=30)
+    pid_file = tmp_path / "straggler.pid"
+    await service.start_script(start_command("s", f"sleep 300 & echo $! > {pid_file}; exit 5"))
+    await wait_for_status(
+        service, "s", lambda st: any("still hold its output" in t for t in texts(st))
+    )
+    status = await service.abandon_script(AbandonScriptCommand(ticket=ticket("s")))
+    assert (status.state, status.exit_code) == (ProcessState.COMPLETE, 5)
+    await wait_until(lambda: not pid_alive(int(pid_file.read_text())), timeout=5)

@@ -204,14 +204,14 @@ async def _supervise(
         tail = ladder or asyncio.ensure_future(_reap_output_holders(run, ctx))
         await asyncio.wait({tail, abandon_wait}, return_when=asyncio.FIRST_COMPLETED)
         if not tail.done():
-            return _abandon(run, ctx, tail)
+            return _abandon(run, ctx, tail, exit_code)
         survivors = tail.result()
         while survivors:
             # Cancel reached every process, but some would not die: hold the mutex (they may
             # still be working) until they do, or until the caller abandons the script.
             await asyncio.wait({abandon_wait}, timeout=0.5)
             if abandon_wait.done():
-                return _abandon(run, ctx, None)
+                return _abandon(run, ctx, None, exit_code)
             survivors = await wait_until_dead(survivors, 0)
         if exit_code is None:
             return Outcome(ExitCode.UNKNOWN_RESULT, ran_to_completion=False)
@@ -265,13 +265,21 @@ async def _reap_output_holders(run: ScriptRun, ctx: ScriptContext) -> list:
     return await wait_until_dead(alive, ctx.settings.kill_grace)
 
 
-def _abandon(run: ScriptRun, ctx: ScriptContext, ladder: asyncio.Future | None) -> Outcome:
+def _abandon(
+    run: ScriptRun, ctx: ScriptContext, pending: asyncio.Future | None, exit_code: int | None = None
+) -> Outcome:
     """Best-effort kill of the process group, then stop waiting; the sweep that finds and
-    quarantines survivors runs after the mutex is released."""
-    if ladder is not None:
-        ladder.cancel()
+    quarantines survivors runs after the mutex is released.
+
+    When the entry process had already exited (only stragglers were being waited for), its
+    real exit code is kept, as Tentacle keeps it for a script that finished before the abandon.
+    """
+    if pending is not None:
+        pending.cancel()
     if run.processes is not None:
         ctx.signaller.signal_group(run.processes, Rung.KILL)
+    if exit_code is not None:
+        return Outcome(exit_code, abandoned=True)
     return Outcome(ExitCode.ABANDONED, abandoned=True, ran_to_completion=False)
 
 

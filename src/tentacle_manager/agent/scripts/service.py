@@ -312,6 +312,7 @@ class ScriptService:
     async def _clean_periodically(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
+            self._forget_stale_runs()
             await loop.run_in_executor(
                 None,
                 clean_workspaces,
@@ -321,9 +322,18 @@ class ScriptService:
             )
             await asyncio.sleep(self.settings.cleaner_interval)
 
+    def _forget_stale_runs(self) -> None:
+        """Finished tickets that nobody completed move from memory to disk only, so the cleaner
+        can remove them later and memory does not grow with every ticket ever run."""
+        cutoff = utc_now() - timedelta(seconds=self.settings.cleaner_delete_older_than)
+        for key, run in list(self._runs.items()):
+            completed = run.state.completed
+            if run.is_complete and completed is not None and completed < cutoff:
+                del self._runs[key]
+
     def _in_use(self, folder: str) -> bool:
-        run = self._runs.get(folder)
-        return (run is not None and not run.is_complete) or self._quarantine.holds(folder)
+        """Called from the cleaner's thread: only reads."""
+        return folder in self._runs or self._quarantine.holds(folder)
 
     def _script_environment(self) -> dict[str, str]:
         environment = dict(os.environ)
