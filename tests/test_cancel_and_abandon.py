@@ -259,3 +259,42 @@ async def test_abandon_after_the_script_exited_keeps_its_real_exit_code(make_ser
     status = await service.abandon_script(AbandonScriptCommand(ticket=ticket("s")))
     assert (status.state, status.exit_code) == (ProcessState.COMPLETE, 5)
     await wait_until(lambda: not pid_alive(int(pid_file.read_text())), timeout=5)
+
+
+def immutable(path, on: bool) -> None:
+    import subprocess
+
+    subprocess.run(["chattr", "+i" if on else "-i", str(path)], check=True)
+
+
+async def test_complete_after_abandon_keeps_an_undeletable_workspace_with_a_warning(
+    service, tmp_path, caplog
+):
+    from tentacle_manager.agent.workspace.workspace import WorkspaceDeleteError
+
+    await service.start_script(start_command("normal", "exit 0", wait=timedelta(seconds=5)))
+    locked = service.work_root / "normal" / "locked"
+    locked.write_text("held")
+    immutable(locked, True)
+    try:
+        with pytest.raises(WorkspaceDeleteError):
+            await service.complete_script(CompleteScriptCommand(ticket=ticket("normal")))
+    finally:
+        immutable(locked, False)
+
+    pid_file = tmp_path / "pid"
+    await service.start_script(start_command("gone", f"echo $$ > {pid_file}; sleep 300"))
+    await wait_until(pid_file.exists)
+    assert (
+        await service.abandon_script(AbandonScriptCommand(ticket=ticket("gone")))
+    ).exit_code == ExitCode.ABANDONED
+    await asyncio.sleep(1.5)  # the sweep after abandon finds nothing to quarantine
+    locked = service.work_root / "gone" / "locked"
+    locked.write_text("held")
+    immutable(locked, True)
+    try:
+        await service.complete_script(CompleteScriptCommand(ticket=ticket("gone")))
+        assert (service.work_root / "gone").is_dir()
+        assert "Could not delete abandoned workspace" in caplog.text
+    finally:
+        immutable(locked, False)

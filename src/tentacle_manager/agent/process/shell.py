@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from tentacle_manager.agent.process.startup_detection import bash_guard, powershell_guard
 from tentacle_manager.contracts import ScriptType, StartScriptCommand
 
 
@@ -27,6 +28,8 @@ class Shell(Protocol):
     def bootstrap_bytes(self, body: str) -> bytes: ...
 
     def command_line(self, bootstrap: Path, arguments: list[str]) -> list[str]: ...
+
+    def startup_guard(self, workspace: Path) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,9 @@ class Bash:
 
     def command_line(self, bootstrap: Path, arguments: list[str]) -> list[str]:
         return [self.executable, str(bootstrap), *arguments]
+
+    def startup_guard(self, workspace: Path) -> str:
+        return bash_guard(workspace)
 
 
 def _quote_powershell(value: str) -> str:
@@ -86,6 +92,9 @@ class PowerShell:
             "-Command",
             script,
         ]
+
+    def startup_guard(self, workspace: Path) -> str:
+        return powershell_guard(workspace)
 
 
 def shell_for_this_platform() -> Shell:

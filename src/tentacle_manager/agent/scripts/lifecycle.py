@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from tentacle_manager.agent.isolation import MutexWaitOutcome
 from tentacle_manager.agent.isolation.registry import Lease
+from tentacle_manager.agent.process import startup_detection
 from tentacle_manager.agent.process.entry import ChildEntry, EntryProcess
 from tentacle_manager.agent.process.ladder import find_tree, run_ladder, wait_until_dead
 from tentacle_manager.agent.process.launcher import LaunchError, launch
@@ -50,8 +51,9 @@ ABANDON_DRAIN_LIMIT = 4 << 20
 @dataclass(frozen=True)
 class Outcome:
     exit_code: int
-    abandoned: bool = False
     ran_to_completion: bool = True
+    gave_up: bool = False  # stopped waiting for processes that may still run
+    abandoned: bool = False  # because the caller abandoned the script
 
 
 async def execute(run: ScriptRun, command: StartScriptCommand, ctx: ScriptContext) -> None:
@@ -173,10 +175,11 @@ async def _watch(
         outcome = await _supervise(run, entry, pump, ctx)
     finally:
         lease.release()
-    await pump.finish(ABANDON_DRAIN_LIMIT if outcome.abandoned else None)
+    await pump.finish(ABANDON_DRAIN_LIMIT if outcome.gave_up else None)
     if outcome.abandoned:
         run.stdout(ABANDONED_LINE)
-        run.sweep = asyncio.get_running_loop().create_task(_sweep_after_abandon(run, ctx))
+    if outcome.gave_up:
+        run.sweep = asyncio.get_running_loop().create_task(_sweep_survivors(run, ctx))
     else:
         run.debug(
             f"Process {ctx.shell.executable} in {run.workspace.directory} exited with code "
@@ -191,13 +194,19 @@ async def _supervise(
     exit_wait = asyncio.ensure_future(entry.wait())
     abandon_wait = asyncio.ensure_future(run.abandon_requested.wait())
     cancel_wait = asyncio.ensure_future(run.cancel_requested.wait())
+    startup = _startup_deadline(run, ctx)
     ladder: asyncio.Future | None = None
     try:
         while not exit_wait.done():
             waiting = {exit_wait, abandon_wait} | ({cancel_wait} if ladder is None else set())
+            waiting |= {startup} if startup is not None else set()
             await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
             if abandon_wait.done():
                 return _abandon(run, ctx, ladder)
+            if startup is not None and startup.done() and not exit_wait.done():
+                if startup_detection.claim_start(run.workspace.directory):
+                    return _never_started(run, ctx, ladder)
+                startup = None  # the script did start: nothing more to watch for
             if ladder is None and cancel_wait.done():
                 ladder = _start_ladder(run, ctx)
         exit_code = exit_wait.result()
@@ -217,8 +226,9 @@ async def _supervise(
             return Outcome(ExitCode.UNKNOWN_RESULT, ran_to_completion=False)
         return Outcome(exit_code)
     finally:
-        for waiter in (exit_wait, abandon_wait, cancel_wait):
-            waiter.cancel()
+        for waiter in (exit_wait, abandon_wait, cancel_wait, startup):
+            if waiter is not None:
+                waiter.cancel()
 
 
 def _start_ladder(run: ScriptRun, ctx: ScriptContext) -> asyncio.Future:
@@ -274,16 +284,43 @@ def _abandon(
     When the entry process had already exited (only stragglers were being waited for), its
     real exit code is kept, as Tentacle keeps it for a script that finished before the abandon.
     """
+    _stop_waiting(run, ctx, pending)
+    if exit_code is not None:
+        return Outcome(exit_code, gave_up=True, abandoned=True)
+    return Outcome(ExitCode.ABANDONED, ran_to_completion=False, gave_up=True, abandoned=True)
+
+
+def _startup_deadline(run: ScriptRun, ctx: ScriptContext) -> asyncio.Future | None:
+    if not startup_detection.is_guarded(run.workspace.directory):
+        return None
+    return asyncio.ensure_future(asyncio.sleep(ctx.settings.startup_timeout))
+
+
+def _never_started(run: ScriptRun, ctx: ScriptContext, pending: asyncio.Future | None) -> Outcome:
+    """The interpreter never reached the script: -47, and stop waiting for it (Tentacle §4.9)."""
+    run.stderr(
+        f"{ctx.shell.executable} process did not start within "
+        f"{_duration(ctx.settings.startup_timeout)}. Script execution aborted."
+    )
+    _stop_waiting(run, ctx, pending)
+    return Outcome(ExitCode.POWERSHELL_NEVER_STARTED, gave_up=True)
+
+
+def _stop_waiting(run: ScriptRun, ctx: ScriptContext, pending: asyncio.Future | None) -> None:
     if pending is not None:
         pending.cancel()
     if run.processes is not None:
         ctx.signaller.signal_group(run.processes, Rung.KILL)
-    if exit_code is not None:
-        return Outcome(exit_code, abandoned=True)
-    return Outcome(ExitCode.ABANDONED, abandoned=True, ran_to_completion=False)
 
 
-async def _sweep_after_abandon(run: ScriptRun, ctx: ScriptContext) -> None:
+def _duration(seconds: float) -> str:
+    if seconds >= 60 and seconds % 60 == 0:
+        return f"{seconds / 60:g} minutes"
+    return f"{seconds:g} seconds"
+
+
+async def _sweep_survivors(run: ScriptRun, ctx: ScriptContext) -> None:
+    """After giving up on a script: kill whatever of its tree is left; quarantine survivors."""
     if run.processes is None:
         return
     targets = await find_tree(run.processes)

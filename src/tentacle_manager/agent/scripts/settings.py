@@ -13,10 +13,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from tentacle_manager.agent.process.ladder import LadderTimings
 from tentacle_manager.agent.workspace.disk_space import DEFAULT_MINIMUM_FREE_BYTES
-from tentacle_manager.contracts import validation_problems
+from tentacle_manager.contracts import parse_timespan, validation_problems
 
 DISABLE_KILL_VARIABLE = "TentacleDebugDisableProcessKill_UNSAFE_FOR_PRODUCTION"
 UNSAFE_TEST_MODE_VARIABLE = "TENTACLE_UNSAFE_TEST_MODE"
+STARTUP_TIMEOUT_VARIABLE = "TentaclePowerShellStartupTimeout"
 
 
 class SettingsError(ValueError):
@@ -33,6 +34,9 @@ class ScriptServiceSettings(BaseModel):
     kill_grace: float = Field(2.0, ge=0, le=600, description="seconds to confirm SIGKILL")
     output_holder_grace: float = Field(
         5.0, ge=0, le=600, description="seconds to wait for processes still holding output"
+    )
+    startup_timeout: float = Field(
+        13 * 60, gt=0, description="seconds an interpreter may take to reach a guarded script"
     )
     quarantine_retry_interval: float = Field(30.0, gt=0, le=86400)
     cleaner_interval: float = Field(2 * 3600, gt=0)
@@ -73,4 +77,10 @@ class ScriptServiceSettings(BaseModel):
             values["disable_process_kill"] = True
         if environ.get(UNSAFE_TEST_MODE_VARIABLE):
             values["allow_unsafe_test_settings"] = True
+        if environ.get(STARTUP_TIMEOUT_VARIABLE):
+            try:
+                timeout = parse_timespan(environ[STARTUP_TIMEOUT_VARIABLE])
+            except ValueError as error:
+                raise SettingsError({STARTUP_TIMEOUT_VARIABLE: str(error)}) from None
+            values["startup_timeout"] = timeout.total_seconds()
         return cls.create(**values)

@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tentacle_manager.agent.process import startup_detection
 from tentacle_manager.agent.process.shell import Shell
 from tentacle_manager.agent.workspace.output_log import LOG_FILE
 from tentacle_manager.agent.workspace.script_files import write_script_file
@@ -64,7 +65,10 @@ class Workspace:
         self.directory.mkdir(parents=True)
         for script_file in command.files:
             write_script_file(self.directory, script_file)
-        self.bootstrap_path(shell).write_bytes(shell.bootstrap_bytes(shell.select_body(command)))
+        body = startup_detection.inject(
+            shell.select_body(command), shell.startup_guard(self.directory), self.directory
+        )
+        self.bootstrap_path(shell).write_bytes(shell.bootstrap_bytes(body))
 
     def discard_raw_output(self) -> None:
         for path in (self.stdout_path, self.stderr_path):
