@@ -82,12 +82,16 @@ class Capability(StrEnum):
     ABANDON_SCRIPT_V2 = "AbandonScriptV2"
 
 
-class ContractError(ValueError):
-    """A request that breaks the contract; `problems` maps each wire field path to its rule."""
+class ProblemsError(ValueError):
+    """Bad input; `problems` maps each offending field to the rule it broke."""
 
     def __init__(self, problems: dict[str, str]):
         self.problems = problems
         super().__init__("; ".join(f"{field}: {rule}" for field, rule in problems.items()))
+
+
+class ContractError(ProblemsError):
+    """A request that breaks the wire contract (fields are wire field paths)."""
 
 
 # --- durations ---------------------------------------------------------------------------------

@@ -16,7 +16,9 @@ import contextlib
 import getpass
 import logging
 import uuid
+from collections.abc import Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 from tentacle_manager.agent.isolation import MutexWaitOutcome
 from tentacle_manager.agent.isolation.registry import Lease
@@ -58,24 +60,21 @@ class Outcome:
 
 async def execute(run: ScriptRun, command: StartScriptCommand, ctx: ScriptContext) -> None:
     """Run a freshly started ticket to its end. Never raises except on agent shutdown."""
+    await _contained(run, _execute(run, command, ctx))
+
+
+async def watch_adopted(
+    run: ScriptRun, lease: Lease, entry: EntryProcess, pump: OutputPump, ctx: ScriptContext
+) -> None:
+    """Carry on watching a script that an earlier agent process started."""
+    await _contained(run, _watch(run, lease, entry, pump, ctx))
+
+
+async def _contained(run: ScriptRun, life: Coroutine[Any, Any, None]) -> None:
+    """An agent bug ends the script at -41 (Tentacle's fatal code) instead of leaving it
+    Running for ever; agent shutdown detaches it, leaving the process re-adoptable."""
     try:
-        lease = await _acquire(run, command, ctx)
-        if lease is None:
-            return
-        if run.cancel_requested.is_set():
-            lease.release()
-            _end_before_start(
-                run,
-                "This task was canceled before it could start.",
-                ExitCode.CANCELED,
-                "Script execution canceled.",
-            )
-            return
-        launched = await _launch(run, command, ctx, lease)
-        if launched is None:
-            return
-        entry, pump = launched
-        await _watch(run, lease, entry, pump, ctx)
+        await life
     except asyncio.CancelledError:
         _detach(run)
         raise
@@ -85,19 +84,23 @@ async def execute(run: ScriptRun, command: StartScriptCommand, ctx: ScriptContex
             run.finish(ExitCode.FATAL)
 
 
-async def watch_adopted(
-    run: ScriptRun, lease: Lease, entry: EntryProcess, pump: OutputPump, ctx: ScriptContext
-) -> None:
-    """Carry on watching a script that an earlier agent process started."""
-    try:
+async def _execute(run: ScriptRun, command: StartScriptCommand, ctx: ScriptContext) -> None:
+    lease = await _acquire(run, command, ctx)
+    if lease is None:
+        return
+    if run.cancel_requested.is_set():
+        lease.release()
+        _end_before_start(
+            run,
+            "This task was canceled before it could start.",
+            ExitCode.CANCELED,
+            "Script execution canceled.",
+        )
+        return
+    launched = await _launch(run, command, ctx, lease)
+    if launched is not None:
+        entry, pump = launched
         await _watch(run, lease, entry, pump, ctx)
-    except asyncio.CancelledError:
-        _detach(run)
-        raise
-    except Exception:
-        log.exception("Re-adopted script %s failed inside the agent", run.ticket)
-        if not run.is_complete:
-            run.finish(ExitCode.FATAL)
 
 
 async def _acquire(run: ScriptRun, command: StartScriptCommand, ctx: ScriptContext) -> Lease | None:

@@ -13,17 +13,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from tentacle_manager.agent.process.ladder import LadderTimings
 from tentacle_manager.agent.workspace.disk_space import DEFAULT_MINIMUM_FREE_BYTES
-from tentacle_manager.contracts import parse_timespan, validation_problems
+from tentacle_manager.contracts import ProblemsError, parse_timespan, validation_problems
 
 DISABLE_KILL_VARIABLE = "TentacleDebugDisableProcessKill_UNSAFE_FOR_PRODUCTION"
 UNSAFE_TEST_MODE_VARIABLE = "TENTACLE_UNSAFE_TEST_MODE"
 STARTUP_TIMEOUT_VARIABLE = "TentaclePowerShellStartupTimeout"
 
 
-class SettingsError(ValueError):
-    def __init__(self, problems: dict[str, str]):
-        self.problems = problems
-        super().__init__("; ".join(f"{field}: {rule}" for field, rule in problems.items()))
+class SettingsError(ProblemsError):
+    """Agent settings that cannot be used (fields are setting names)."""
 
 
 class ScriptServiceSettings(BaseModel):
