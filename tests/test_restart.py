@@ -148,3 +148,25 @@ async def test_quarantine_survives_a_restart(make_service, tmp_path):
     (entry,) = second.quarantined()
     assert int(pid_file.read_text()) in {p.pid for p in entry.processes}
     os.kill(int(pid_file.read_text()), signal.SIGKILL)
+
+
+async def test_a_process_spawned_just_before_a_crash_is_found_by_its_tag(make_service, tmp_path):
+    from tentacle_manager.agent.workspace.state import StateStore
+
+    pid_file = tmp_path / "pid"
+    first = await make_service()
+    await first.start_script(start_command("window", f"echo $$ > {pid_file}; sleep 300"))
+    await wait_until(pid_file.exists)
+    await first.close()
+    # what a crash between the spawn and the Running save leaves on disk
+    store = StateStore(first.work_root / "window")
+    state = store.load()
+    state.state, state.started, state.process = ProcessState.PENDING, None, None
+    store.save(state)
+    second = await make_service()
+    status = await second.get_status(ScriptStatusRequest(ticket=ticket("window")))
+    assert status.state is ProcessState.RUNNING
+    assert [h.ticket for h in second.isolation.snapshot()[0].holders] == [ticket("window")]
+    await second.cancel_script(CancelScriptCommand(ticket=ticket("window")))
+    await wait_complete(second, "window", timeout=10)
+    assert not pid_alive(int(pid_file.read_text()))

@@ -11,6 +11,7 @@ import asyncio
 import os
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,6 +44,7 @@ async def launch(
     stdout_path: Path,
     stderr_path: Path,
 ) -> Launched:
+    not_before = time.time() - 0.05  # a lower bound on the start time, if psutil is too late
     flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
     stdout_fd = os.open(stdout_path, flags, 0o600)
     stderr_fd = os.open(stderr_path, flags, 0o600)
@@ -71,5 +73,5 @@ async def launch(
     try:
         create_time = psutil.Process(process.pid).create_time()
     except psutil.Error:
-        create_time = 0.0  # already gone; nothing left to find by start time
+        create_time = not_before  # already gone: its descendants started after this anyway
     return Launched(process, create_time)

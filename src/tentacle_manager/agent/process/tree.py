@@ -95,6 +95,18 @@ class ScriptProcesses:
         except (psutil.Error, OSError):
             return False
 
+    def group_is_empty(self) -> bool:
+        """No process is left in the script's process group (a signal-0 probe, no scan)."""
+        if not _IS_POSIX:
+            return False
+        try:
+            os.killpg(self.entry_pid, 0)
+        except ProcessLookupError:
+            return True
+        except OSError:
+            return False
+        return False
+
     def holding(self, paths: Iterable[Path]) -> list[psutil.Process]:
         """The script's processes that still have any of `paths` open (its output files)."""
         wanted = {str(p.resolve()) for p in paths}

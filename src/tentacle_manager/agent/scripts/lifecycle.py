@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import getpass
 import logging
-import uuid
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
@@ -141,8 +140,7 @@ async def _launch(
 ) -> tuple[EntryProcess, OutputPump] | None:
     workspace = run.workspace
     shell = ctx.shell
-    run.state.tracking_id = f"tentacle_{run.ticket.key}_{uuid.uuid4().hex[:12]}"
-    run.mark_running()
+    run.phase = ScriptPhase.RUNNING
     environment = dict(ctx.environment)
     environment[TRACKING_VARIABLE] = run.state.tracking_id
     command_line = shell.command_line(workspace.bootstrap_path(shell), list(command.arguments))
@@ -164,8 +162,7 @@ async def _launch(
         run.finish(ExitCode.SHELL_INVOCATION_ERROR)
         return None
     run.processes = ScriptProcesses(launched.pid, launched.create_time, run.state.tracking_id)
-    run.state.process = TrackedProcess(pid=launched.pid, create_time=launched.create_time)
-    run.save()
+    run.mark_running(TrackedProcess(pid=launched.pid, create_time=launched.create_time))
     pump = OutputPump(run.writer, workspace.stdout_path, workspace.stderr_path)
     pump.start()
     return ChildEntry(launched), pump
@@ -251,6 +248,10 @@ async def _reap_output_holders(run: ScriptRun, ctx: ScriptContext) -> list:
     """The entry process has exited; processes that inherited its output files get a short
     grace to finish, then are killed, so a stray grandchild cannot keep the script running."""
     assert run.processes is not None
+    if run.processes.group_is_empty():
+        # The common case, decided without a scan. A process that left the group and still
+        # holds the output only writes to a file nobody waits on; cancel would still reach it.
+        return []
     paths = [run.workspace.stdout_path, run.workspace.stderr_path]
     loop = asyncio.get_running_loop()
     holders = await loop.run_in_executor(None, run.processes.holding, paths)

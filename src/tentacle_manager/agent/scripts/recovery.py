@@ -2,7 +2,8 @@
 
 Every ticket with a state file is accounted for, and nothing runs twice:
 - finished tickets are served from disk as they are;
-- a ticket that never got its mutex becomes Complete / -46 (it never started and is not re-run);
+- a ticket that never got its mutex becomes Complete / -46 (it never started and is not re-run),
+  unless the agent died while spawning it: a process carrying its tracking tag is re-adopted;
 - a ticket whose process is still alive (same pid and start time) is re-adopted: it keeps its
   mutex ahead of any new work, its output keeps being captured and its exit is observed;
 - a ticket whose process has gone gets the output it wrote meanwhile and Complete / -46 (its
@@ -14,19 +15,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
 
 from tentacle_manager.agent.process.entry import AdoptedEntry
 from tentacle_manager.agent.process.output_pump import OutputPump
-from tentacle_manager.agent.process.tree import ScriptProcesses
+from tentacle_manager.agent.process.tree import TRACKING_VARIABLE, ScriptProcesses, is_alive
 from tentacle_manager.agent.scripts.context import ScriptContext
 from tentacle_manager.agent.scripts.lifecycle import watch_adopted
 from tentacle_manager.agent.scripts.quarantine import revive
 from tentacle_manager.agent.scripts.run import ScriptRun
 from tentacle_manager.agent.workspace.output_log import Masker, OutputLogWriter
-from tentacle_manager.agent.workspace.state import ScriptState, StateFileError
+from tentacle_manager.agent.workspace.state import ScriptState, StateFileError, TrackedProcess
 from tentacle_manager.agent.workspace.workspace import Workspace
 from tentacle_manager.contracts import (
     ExitCode,
@@ -47,6 +49,24 @@ NEVER_STARTED = (
 def recover(
     work_root: Path, ctx: ScriptContext, masker: Masker, runs: dict[str, ScriptRun]
 ) -> None:
+    found = list(_load_states(work_root))
+    for workspace, state in found:
+        _recover_quarantine(workspace, state, ctx)
+    pending = {s.tracking_id for _, s in found if s.state is ProcessState.PENDING and s.tracking_id}
+    spawned = _entries_by_tag(pending) if pending else {}
+    for workspace, state in found:
+        if state.state is ProcessState.PENDING and state.tracking_id in spawned:
+            process = spawned[state.tracking_id]
+            state.mark_started()
+            state.process = TrackedProcess(pid=process.pid, create_time=process.create_time())
+            workspace.state.save(state)
+        if state.state is ProcessState.PENDING:
+            _conclude(workspace, state, masker, NEVER_STARTED, ExitCode.UNKNOWN_RESULT)
+        elif state.state is ProcessState.RUNNING:
+            _recover_running(workspace, state, ctx, masker, runs)
+
+
+def _load_states(work_root: Path) -> Iterator[tuple[Workspace, ScriptState]]:
     if not work_root.is_dir():
         return
     for directory in sorted(work_root.iterdir()):
@@ -58,15 +78,24 @@ def recover(
         if not store.exists():
             continue
         try:
-            state = store.load()
+            yield workspace, store.load()
         except StateFileError as error:
             log.error("Cannot recover workspace: %s", error)
+
+
+def _entries_by_tag(tags: set[str]) -> dict[str, psutil.Process]:
+    """The oldest live process carrying each tracking tag (one pass over all processes)."""
+    entries: dict[str, psutil.Process] = {}
+    for process in psutil.process_iter(["create_time"]):
+        try:
+            tag = process.environ().get(TRACKING_VARIABLE)
+        except (psutil.Error, OSError):
             continue
-        _recover_quarantine(workspace, state, ctx)
-        if state.state is ProcessState.PENDING:
-            _conclude(workspace, state, masker, NEVER_STARTED, ExitCode.UNKNOWN_RESULT)
-        elif state.state is ProcessState.RUNNING:
-            _recover_running(workspace, state, ctx, masker, runs)
+        if tag in tags and is_alive(process):
+            known = entries.get(tag)
+            if known is None or process.info["create_time"] < known.info["create_time"]:
+                entries[tag] = process
+    return entries
 
 
 def _recover_quarantine(workspace: Workspace, state: ScriptState, ctx: ScriptContext) -> None:

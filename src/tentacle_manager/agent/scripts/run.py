@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from tentacle_manager.agent.process.ladder import LadderStep
 from tentacle_manager.agent.process.tree import ScriptProcesses
 from tentacle_manager.agent.workspace.output_log import OutputLogWriter, read_records
-from tentacle_manager.agent.workspace.state import ScriptState
+from tentacle_manager.agent.workspace.state import ScriptState, TrackedProcess
 from tentacle_manager.agent.workspace.workspace import Workspace
 from tentacle_manager.contracts import (
     ExitCode,
@@ -65,11 +65,11 @@ class ScriptRun:
         self.stdout(message)
         self.stdout("##octopus[stdout-default]")
 
-    def mark_running(self) -> None:
+    def mark_running(self, process: TrackedProcess) -> None:
+        """One save for Started and the process to re-adopt; a crash before it leaves the
+        ticket Pending, and recovery finds any process it had by the tracking tag."""
         self.state.mark_started()
-        self.phase = (
-            ScriptPhase.CANCELLING if self.cancel_requested.is_set() else ScriptPhase.RUNNING
-        )
+        self.state.process = process
         self.save()
 
     def finish(self, exit_code: int, ran_to_completion: bool = True) -> None:

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import uuid
 from collections import OrderedDict
 from datetime import timedelta
 from pathlib import Path
@@ -250,6 +251,7 @@ class ScriptService:
             isolation=command.isolation,
             mutex_name=command.mutex_name,
             mutex_timeout=command.script_isolation_mutex_timeout,
+            tracking_id=f"tentacle_{ticket.key}_{uuid.uuid4().hex[:12]}",
         )
         workspace.state.save(state)
         run = ScriptRun(
