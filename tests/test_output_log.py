@@ -67,7 +67,7 @@ def test_sequences_and_index_across_many_writes(tmp_path):
     for after in range(0, len(expected) + 1, 7):
         assert lines(tmp_path, after) == expected[after:]
     writer.close()
-    index_entries = os.path.getsize(tmp_path / "Output.idx") // 8
+    index_entries = (os.path.getsize(tmp_path / "Output.idx") - 32) // 8
     assert index_entries == -(-len(expected) // INDEX_STRIDE)
 
 

@@ -26,6 +26,7 @@ class LaunchError(OSError):
 class Launched:
     process: asyncio.subprocess.Process
     create_time: float
+    output_fds: tuple[int, int]  # stdout and stderr files, kept open for the pump to read
 
     @property
     def pid(self) -> int:
@@ -45,7 +46,7 @@ async def launch(
     stderr_path: Path,
 ) -> Launched:
     not_before = time.time() - 0.05  # a lower bound on the start time, if psutil is too late
-    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
+    flags = os.O_RDWR | os.O_CREAT | os.O_APPEND
     stdout_fd = os.open(stdout_path, flags, 0o600)
     stderr_fd = os.open(stderr_path, flags, 0o600)
     try:
@@ -64,14 +65,13 @@ async def launch(
             **platform_options,  # type: ignore[arg-type]
         )
     except OSError as error:
+        os.close(stdout_fd)
+        os.close(stderr_fd)
         raise LaunchError(
             error.errno, f"Error when attempting to execute {command[0]}: {error.strerror or error}"
         ) from error
-    finally:
-        os.close(stdout_fd)
-        os.close(stderr_fd)
     try:
         create_time = psutil.Process(process.pid).create_time()
     except psutil.Error:
         create_time = not_before  # already gone: its descendants started after this anyway
-    return Launched(process, create_time)
+    return Launched(process, create_time, (stdout_fd, stderr_fd))

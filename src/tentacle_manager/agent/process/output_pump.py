@@ -9,6 +9,7 @@ restarts resumes exactly where the last committed record ended.
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 
 from tentacle_manager.agent.workspace.output_log import OutputLogWriter
@@ -20,22 +21,21 @@ IDLE_POLL_MAX = 0.05
 
 
 class RawStream:
-    def __init__(self, path: Path, source: ProcessOutputSource, offset: int):
+    def __init__(self, path: Path, source: ProcessOutputSource, offset: int, fd: int | None = None):
         self.path = path
         self.source = source
         self.offset = offset  # bytes read from the file so far
         self.carry = b""  # the start of a line whose end has not arrived yet
-        self._handle = None
+        self._fd = fd
 
     def pump(self, writer: OutputLogWriter, final: bool) -> int:
         """Convert what has arrived; returns bytes read. `final` flushes an unfinished line."""
-        if self._handle is None:
+        if self._fd is None:
             try:
-                self._handle = open(self.path, "rb")  # noqa: SIM115 - kept open while tailing
+                self._fd = os.open(self.path, os.O_RDONLY)
             except FileNotFoundError:
                 return 0
-            self._handle.seek(self.offset)
-        chunk = self._handle.read(READ_SIZE)
+        chunk = os.pread(self._fd, READ_SIZE, self.offset)
         self.offset += len(chunk)
         data = self.carry + chunk
         if b"\r" in data:
@@ -54,20 +54,27 @@ class RawStream:
         return len(chunk)
 
     def close(self) -> None:
-        if self._handle is not None:
-            self._handle.close()
-            self._handle = None
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 class OutputPump:
     """Keeps Output.log up to date with both raw streams while a script runs."""
 
-    def __init__(self, writer: OutputLogWriter, stdout_path: Path, stderr_path: Path):
+    def __init__(
+        self,
+        writer: OutputLogWriter,
+        stdout_path: Path,
+        stderr_path: Path,
+        fds: tuple[int, int] | tuple[None, None] = (None, None),
+    ):
+        """`fds` are already open descriptors of the two files (read with pread), if any."""
         position = writer.position
         self.writer = writer
         self.streams = [
-            RawStream(stdout_path, ProcessOutputSource.STDOUT, position.stdout_offset),
-            RawStream(stderr_path, ProcessOutputSource.STDERR, position.stderr_offset),
+            RawStream(stdout_path, ProcessOutputSource.STDOUT, position.stdout_offset, fds[0]),
+            RawStream(stderr_path, ProcessOutputSource.STDERR, position.stderr_offset, fds[1]),
         ]
         self._stopped = asyncio.Event()
         self._task: asyncio.Task[None] | None = None

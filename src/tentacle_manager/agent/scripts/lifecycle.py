@@ -163,7 +163,7 @@ async def _launch(
         return None
     run.processes = ScriptProcesses(launched.pid, launched.create_time, run.state.tracking_id)
     run.mark_running(TrackedProcess(pid=launched.pid, create_time=launched.create_time))
-    pump = OutputPump(run.writer, workspace.stdout_path, workspace.stderr_path)
+    pump = OutputPump(run.writer, workspace.stdout_path, workspace.stderr_path, launched.output_fds)
     pump.start()
     return ChildEntry(launched), pump
 
@@ -339,6 +339,7 @@ def _detach(run: ScriptRun) -> None:
     """Agent shutdown: leave the process running and re-adoptable; just let go of the files."""
     run.detached = True
     with contextlib.suppress(Exception):
+        run.flush()
         run.writer.close()
 
 

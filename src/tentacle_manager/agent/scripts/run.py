@@ -21,6 +21,8 @@ from tentacle_manager.contracts import (
     ScriptTicket,
 )
 
+RUNNING_SAVE_DELAY = 0.05
+
 ABANDONED_LINE = (
     "Tentacle has abandoned this script. The underlying script process may still be running "
     "on this host."
@@ -42,13 +44,25 @@ class ScriptRun:
     task: asyncio.Task[None] | None = None
     sweep: asyncio.Task[None] | None = None  # finds and quarantines survivors of an abandon
     detached: bool = False
+    _deferred_save: asyncio.TimerHandle | None = field(default=None, repr=False)
 
     @property
     def is_complete(self) -> bool:
         return self.state.is_complete
 
     def save(self) -> None:
+        self._cancel_deferred_save()
         self.workspace.state.save(self.state)
+
+    def flush(self) -> None:
+        """Make a deferred state change durable now, because someone is about to see it."""
+        if self._deferred_save is not None:
+            self.save()
+
+    def _cancel_deferred_save(self) -> None:
+        if self._deferred_save is not None:
+            self._deferred_save.cancel()
+            self._deferred_save = None
 
     def stdout(self, text: str) -> None:
         self.writer.write_text(ProcessOutputSource.STDOUT, text)
@@ -66,11 +80,17 @@ class ScriptRun:
         self.stdout("##octopus[stdout-default]")
 
     def mark_running(self, process: TrackedProcess) -> None:
-        """One save for Started and the process to re-adopt; a crash before it leaves the
-        ticket Pending, and recovery finds any process it had by the tracking tag."""
+        """Record Started and the process to re-adopt, durably before anyone can see it.
+
+        The save is deferred by RUNNING_SAVE_DELAY unless a status is asked for first, so a
+        quick script pays for two fsyncs (Pending, Complete) instead of three. A crash in the
+        meantime leaves the ticket Pending on disk, and recovery finds its process by the
+        tracking tag, so nothing is lost by waiting.
+        """
         self.state.mark_started()
         self.state.process = process
-        self.save()
+        loop = asyncio.get_running_loop()
+        self._deferred_save = loop.call_later(RUNNING_SAVE_DELAY, self.save)
 
     def finish(self, exit_code: int, ran_to_completion: bool = True) -> None:
         """Persist the result, then report it: nothing reads Complete before it is on disk."""
@@ -84,6 +104,7 @@ class ScriptRun:
         self.finished.set()
 
     def status(self, after: int) -> ScriptStatusResponse:
+        self.flush()
         logs, next_sequence = self.writer.read(after)
         return ScriptStatusResponse.model_construct(
             ticket=self.ticket,
@@ -94,6 +115,7 @@ class ScriptRun:
         )
 
     def summary(self) -> ScriptSummary:
+        self.flush()
         return summarise(self.state, self.phase, self.processes)
 
 

@@ -4,13 +4,14 @@ Each record is a JSON array `["stdout"|"stderr"|"debug", "<text>", "<ISO-8601 ti
 line, which Tentacle's multi-content reader also accepts. A record's sequence number is its
 1-based position in the file, so sequence numbers survive agent restarts.
 
-Two small side files keep reads cheap and crashes harmless:
+One small side file, `Output.idx`, keeps reads cheap and crashes harmless:
 
-- `Output.idx` holds the byte offset of every 64th record, so reading "after sequence k" seeks
-  straight to it: the last 100 records of a million-record log cost what they cost of a short log.
-- `Output.pos` is the commit point: record count, byte size, and how far each raw output file
-  has been converted. Readers never look past it, so nothing a caller has seen can be lost; a
-  restarted agent truncates anything written after it and resumes converting where it stopped.
+- its 32-byte header is the commit point: record count, byte size, and how far each raw output
+  file has been converted. Readers never look past it, so nothing a caller has seen can be
+  lost; a restarted agent truncates anything written after it and resumes converting there;
+- after the header, the byte offset of every 64th record, so reading "after sequence k" seeks
+  straight to it: the last 100 records of a million-record log cost what they cost of a short
+  log.
 
 Encoding is done a chunk at a time with C-speed byte operations (no per-line Python in the
 common case) because scripts can write hundreds of megabytes.
@@ -33,7 +34,6 @@ from tentacle_manager.contracts import ProcessOutput, ProcessOutputSource, utc_n
 
 LOG_FILE = "Output.log"
 INDEX_FILE = "Output.idx"
-POSITION_FILE = "Output.pos"
 INDEX_STRIDE = 64
 
 _SOURCE_NAMES = {
@@ -131,10 +131,8 @@ class OutputLogWriter:
         self.directory = directory
         self.masker = masker
         self.position = _recover(directory)
-        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
-        self._log = os.open(directory / LOG_FILE, flags, 0o600)
-        self._index = os.open(directory / INDEX_FILE, flags, 0o600)
-        self._pos = os.open(directory / POSITION_FILE, os.O_WRONLY | os.O_CREAT, 0o600)
+        self._log = os.open(directory / LOG_FILE, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self._index = os.open(directory / INDEX_FILE, os.O_WRONLY | os.O_CREAT, 0o600)
         self._closed = False
 
     @property
@@ -158,8 +156,8 @@ class OutputLogWriter:
     def close(self) -> None:
         if not self._closed:
             self._closed = True
-            for fd in (self._log, self._index, self._pos):
-                os.close(fd)
+            os.close(self._log)
+            os.close(self._index)
 
     def _commit(self, records: bytes, source: ProcessOutputSource | None, raw_offset: int) -> None:
         if self._closed:
@@ -170,7 +168,7 @@ class OutputLogWriter:
         first = (-position.count) % INDEX_STRIDE
         entries = (starts[first::INDEX_STRIDE] + position.size).astype("<i8")
         if len(entries):
-            _write_all(self._index, entries.tobytes())
+            os.pwrite(self._index, entries.tobytes(), _entry_offset(_entry_count(position.count)))
         stdout_offset, stderr_offset = position.stdout_offset, position.stderr_offset
         if source is ProcessOutputSource.STDOUT:
             stdout_offset = raw_offset
@@ -179,7 +177,7 @@ class OutputLogWriter:
         self.position = Position(
             position.count + len(starts), position.size + len(records), stdout_offset, stderr_offset
         )
-        os.pwrite(self._pos, _POSITION.pack(*_astuple(self.position)), 0)
+        os.pwrite(self._index, _POSITION.pack(*_astuple(self.position)), 0)
 
 
 def read_records(
@@ -193,7 +191,7 @@ def read_records(
         return [], max(after, position.count)
     block, skip = divmod(after, INDEX_STRIDE)
     with open(directory / INDEX_FILE, "rb") as index:
-        index.seek(block * _OFFSET.size)
+        index.seek(_entry_offset(block))
         (start,) = _OFFSET.unpack(index.read(_OFFSET.size))
     with open(directory / LOG_FILE, "rb") as log:
         log.seek(start)
@@ -224,7 +222,7 @@ def read_records(
 
 def read_position(directory: Path) -> Position:
     try:
-        with open(directory / POSITION_FILE, "rb") as handle:
+        with open(directory / INDEX_FILE, "rb") as handle:
             data = handle.read(_POSITION.size)
     except FileNotFoundError:
         return Position()
@@ -239,10 +237,18 @@ def _recover(directory: Path) -> Position:
     log_path, index_path = directory / LOG_FILE, directory / INDEX_FILE
     if log_path.exists() and log_path.stat().st_size > position.size:
         os.truncate(log_path, position.size)
-    entries = -(-position.count // INDEX_STRIDE)
-    if index_path.exists() and index_path.stat().st_size > entries * _OFFSET.size:
-        os.truncate(index_path, entries * _OFFSET.size)
+    end = _entry_offset(_entry_count(position.count))
+    if index_path.exists() and index_path.stat().st_size > end:
+        os.truncate(index_path, end)
     return position
+
+
+def _entry_count(records: int) -> int:
+    return -(-records // INDEX_STRIDE)
+
+
+def _entry_offset(entry: int) -> int:
+    return _POSITION.size + entry * _OFFSET.size
 
 
 def _write_all(fd: int, data: bytes) -> None:
