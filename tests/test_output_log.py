@@ -15,6 +15,7 @@ from tentacle_manager.agent.workspace.output_log import (
     Masker,
     OutputLogWriter,
     encode_lines,
+    line_starts,
     read_position,
     read_records,
 )
@@ -45,9 +46,13 @@ def test_fast_and_slow_encodings_agree():
 
     when = datetime(2026, 1, 1, tzinfo=UTC)
     body = b"".join(f"line {i} with some text \xc3\xbc\n".encode() for i in range(100))
-    fast = encode_lines(OUT, body, when)  # nothing to escape: copied verbatim
-    slow = encode_lines(OUT, body + b'"quoted"\n', when)  # one quote: escaped line by line
+    fast_records = encode_lines(OUT, body, when)  # nothing to escape: copied verbatim
+    slow_records = encode_lines(OUT, body + b'"quoted"\n', when)  # escaped line by line
+    fast, slow = b"".join(fast_records.parts), b"".join(slow_records.parts)
     assert slow.splitlines()[:100] == fast.splitlines()
+    # the fast path computes record positions from the lines; they must match the records
+    assert list(fast_records.starts) == list(line_starts(fast))
+    assert fast_records.size == len(fast)
     assert [json.loads(x)[1] for x in fast.splitlines()][:2] == [
         "line 0 with some text \xc3\xbc",
         "line 1 with some text \xc3\xbc",

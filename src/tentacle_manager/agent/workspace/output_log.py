@@ -47,6 +47,7 @@ _OFFSET = struct.Struct("<q")
 # Bytes that JSON must escape; a chunk without any of them is copied into records verbatim.
 _NEEDS_ESCAPE = bytes([*range(0x00, 0x20), 0x22, 0x5C, 0x7F])
 _PLAIN = bytes(b for b in range(256) if b not in _NEEDS_ESCAPE or b == 0x0A)
+_SINGLE_START = np.zeros(1, dtype=np.int64)
 
 
 class Masker:
@@ -88,35 +89,57 @@ def _stamp(when: datetime | None = None) -> str:
     return (when or utc_now()).isoformat()
 
 
+@dataclass(frozen=True)
+class Encoded:
+    """Records ready to append: the buffers to write, their total size, each record's start."""
+
+    parts: tuple[bytes, ...]
+    size: int
+    starts: np.ndarray
+
+
 def encode_lines(
     source: ProcessOutputSource,
     body: bytes,
     when: datetime | None = None,
     masker: Masker = NO_MASKING,
-) -> bytes:
+) -> Encoded:
     """Turn complete `\\n`-terminated lines into records; undecodable bytes become U+FFFD."""
     stamp = _stamp(when)
     prefix = f'["{_SOURCE_NAMES[source]}",'
     suffix = f',"{stamp}"]\n'
-    if not body.translate(None, _PLAIN) and not (masker and masker.touches(body)):
-        try:
-            body.decode("utf-8")
-        except UnicodeDecodeError:
-            pass
-        else:
-            quoted_prefix, quoted_suffix = (prefix + '"').encode(), ('"' + suffix).encode()
-            inner = body[:-1].replace(b"\n", quoted_suffix + quoted_prefix)
-            return quoted_prefix + inner + quoted_suffix
+    if _copyable(body, masker):
+        # Nothing to escape: the lines go into the records as they are, and the records'
+        # positions follow from the lines' positions, so the larger output is never scanned.
+        opening, closing = (prefix + '"').encode(), ('"' + suffix).encode()
+        inner = body[:-1].replace(b"\n", closing + opening)
+        overhead = len(opening) + len(closing) - 1
+        starts = line_starts(body)
+        starts += np.arange(len(starts), dtype=np.int64) * overhead
+        return Encoded((opening, inner, closing), len(opening) + len(inner) + len(closing), starts)
     text = body.decode("utf-8", "replace")[:-1]
     if masker:
         text = masker.mask(text)
     encoded = map(encode_basestring, text.split("\n"))
-    return (prefix + (suffix + prefix).join(encoded) + suffix).encode("utf-8")
+    records = (prefix + (suffix + prefix).join(encoded) + suffix).encode("utf-8")
+    return Encoded((records,), len(records), line_starts(records))
 
 
-def record_starts(records: bytes) -> np.ndarray:
-    """Byte offset of each record in an encoded block (records never contain a raw newline)."""
-    ends = np.flatnonzero(np.frombuffer(records, dtype=np.uint8) == 0x0A)
+def _copyable(body: bytes, masker: Masker) -> bool:
+    if body.translate(None, _PLAIN) or (masker and masker.touches(body)):
+        return False
+    if body.isascii():
+        return True
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def line_starts(data: bytes) -> np.ndarray:
+    """Byte offset of each `\\n`-terminated line (or record: records hold no raw newline)."""
+    ends = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 0x0A)
     starts = np.empty(len(ends), dtype=np.int64)
     if len(ends):
         starts[0] = 0
@@ -142,8 +165,8 @@ class OutputLogWriter:
     def write_text(self, source: ProcessOutputSource, text: str) -> None:
         """One record written by the agent itself (debug lines, mutex messages)."""
         text = self.masker.mask(text) if self.masker else text
-        record = f'["{_SOURCE_NAMES[source]}",{encode_basestring(text)},"{_stamp()}"]\n'
-        self._commit(record.encode("utf-8"), None, 0)
+        record = f'["{_SOURCE_NAMES[source]}",{encode_basestring(text)},"{_stamp()}"]\n'.encode()
+        self._commit(Encoded((record,), len(record), _SINGLE_START), None, 0)
 
     def write_lines(self, source: ProcessOutputSource, body: bytes, raw_offset: int) -> None:
         """Complete lines converted from a raw stream, committed with the stream's new offset."""
@@ -159,12 +182,14 @@ class OutputLogWriter:
             os.close(self._log)
             os.close(self._index)
 
-    def _commit(self, records: bytes, source: ProcessOutputSource | None, raw_offset: int) -> None:
+    def _commit(
+        self, records: Encoded, source: ProcessOutputSource | None, raw_offset: int
+    ) -> None:
         if self._closed:
             return
         position = self.position
-        starts = record_starts(records)
-        _write_all(self._log, records)
+        starts = records.starts
+        _write_parts(self._log, records.parts, records.size)
         first = (-position.count) % INDEX_STRIDE
         entries = (starts[first::INDEX_STRIDE] + position.size).astype("<i8")
         if len(entries):
@@ -175,7 +200,7 @@ class OutputLogWriter:
         elif source is ProcessOutputSource.STDERR:
             stderr_offset = raw_offset
         self.position = Position(
-            position.count + len(starts), position.size + len(records), stdout_offset, stderr_offset
+            position.count + len(starts), position.size + records.size, stdout_offset, stderr_offset
         )
         os.pwrite(self._index, _POSITION.pack(*_astuple(self.position)), 0)
 
@@ -251,10 +276,12 @@ def _entry_offset(entry: int) -> int:
     return _POSITION.size + entry * _OFFSET.size
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
+def _write_parts(fd: int, parts: tuple[bytes, ...], size: int) -> None:
+    written = os.writev(fd, parts)
+    if written < size:  # a short write (full disk, signal): finish it piece by piece
+        view = memoryview(b"".join(parts))[written:]
+        while view:
+            view = view[os.write(fd, view) :]
 
 
 def _astuple(position: Position) -> tuple[int, int, int, int]:
