@@ -48,7 +48,8 @@ def test_fast_and_slow_encodings_agree():
     body = b"".join(f"line {i} with some text \xc3\xbc\n".encode() for i in range(100))
     fast_records = encode_lines(OUT, body, when)  # nothing to escape: copied verbatim
     slow_records = encode_lines(OUT, body + b'"quoted"\n', when)  # escaped line by line
-    fast, slow = b"".join(fast_records.parts), b"".join(slow_records.parts)
+    fast = b"".join(bytes(part) for part in fast_records.parts)
+    slow = b"".join(bytes(part) for part in slow_records.parts)
     assert slow.splitlines()[:100] == fast.splitlines()
     # the fast path computes record positions from the lines; they must match the records
     assert list(fast_records.starts) == list(line_starts(fast))
@@ -127,3 +128,28 @@ def test_pump_splits_cr_lf_and_crlf_and_keeps_a_final_unterminated_line(tmp_path
     writer.close()
     assert lines(tmp_path) == ["a", "b", "c", "progress 1", "progress 2", "last without newline"]
     assert read_position(tmp_path).stdout_offset == raw.stat().st_size
+
+
+@pytest.mark.parametrize("tail", [b"partial", b'"quoted partial', "ünï".encode()[:-1]])
+def test_encoding_stops_at_the_end_of_the_last_complete_line(tail):
+    data = b"first\nsecond\n" + tail
+    encoded = encode_lines(OUT, data, end=13)
+    records = b"".join(bytes(part) for part in encoded.parts)
+    assert [json.loads(line)[1] for line in records.splitlines()] == ["first", "second"]
+    assert encoded.size == len(records)
+
+
+def test_pump_cuts_a_line_longer_than_the_limit(tmp_path, monkeypatch):
+    from tentacle_manager.agent.process import output_pump
+
+    monkeypatch.setattr(output_pump, "READ_SIZE", 16)
+    monkeypatch.setattr(output_pump, "MAX_LINE", 64)
+    raw = tmp_path / "raw.out"
+    raw.write_bytes(b"short\n" + b"x" * 100 + b"\nafter\n")
+    writer = OutputLogWriter(tmp_path)
+    pump = OutputPump(writer, raw, tmp_path / "none.err")
+    while pump.step():
+        pass
+    pump.step(final=True)
+    writer.close()
+    assert lines(tmp_path) == ["short", "x" * 64, "x" * 36, "after"]

@@ -16,7 +16,7 @@ from tentacle_manager.agent.workspace.output_log import OutputLogWriter
 from tentacle_manager.contracts import ProcessOutputSource
 
 READ_SIZE = 1 << 20
-MAX_LINE = 16 << 20
+MAX_LINE = 16 << 20  # a power-of-two multiple of READ_SIZE
 IDLE_POLL_MAX = 0.05
 
 
@@ -24,39 +24,58 @@ class RawStream:
     def __init__(self, path: Path, source: ProcessOutputSource, offset: int, fd: int | None = None):
         self.path = path
         self.source = source
-        self.offset = offset  # bytes read from the file so far
-        self.carry = b""  # the start of a line whose end has not arrived yet
+        self.offset = offset  # raw bytes converted so far; always at a line boundary
         self._fd = fd
 
     def pump(self, writer: OutputLogWriter, final: bool) -> int:
-        """Convert what has arrived; returns bytes read. `final` flushes an unfinished line."""
+        """Convert the complete lines that have arrived; returns the raw bytes consumed.
+
+        Reading always starts at the last line boundary, so an unfinished line is simply read
+        again next time instead of being carried in memory. `final` also takes an unfinished
+        last line; a line longer than MAX_LINE is cut.
+        """
         if self._fd is None:
             try:
                 self._fd = os.open(self.path, os.O_RDONLY)
             except FileNotFoundError:
                 return 0
-        chunk = os.pread(self._fd, READ_SIZE, self.offset)
-        self.offset += len(chunk)
-        data = self.carry + chunk
-        if b"\r" in data:
-            held_cr = data.endswith(b"\r") and not final
-            if held_cr:
-                data = data[:-1]
-            data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-            if held_cr:
-                data += b"\r"
-        cut = data.rfind(b"\n") + 1
-        complete, self.carry = data[:cut], data[cut:]
-        if len(self.carry) > MAX_LINE or (final and self.carry):
-            complete += self.carry.rstrip(b"\r") + b"\n"
-            self.carry = b""
-        writer.write_lines(self.source, complete, self.offset - len(self.carry))
-        return len(chunk)
+        size = READ_SIZE
+        while True:
+            chunk = os.pread(self._fd, size, self.offset)
+            end = _after_last_line(chunk, final)
+            if end or len(chunk) < size or size >= MAX_LINE:
+                break
+            size *= 2  # a single line longer than the read so far
+        if not end:
+            if not chunk or not (final or len(chunk) >= MAX_LINE):
+                return 0
+            end = len(chunk)
+            chunk = chunk.rstrip(b"\r") + b"\n"
+            body_end = len(chunk)
+        elif b"\r" in chunk:
+            chunk = chunk[:end].replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+            body_end = len(chunk)
+        else:
+            body_end = end
+        self.offset += end
+        writer.write_lines(self.source, chunk, self.offset, body_end)
+        return end
 
     def close(self) -> None:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+def _after_last_line(chunk: bytes, final: bool) -> int:
+    """Where the last complete line ends (after its \\n, \\r\\n or \\r); 0 if none does.
+
+    A \\r at the very end may be the first half of \\r\\n, so it only counts when `final`.
+    """
+    newline = chunk.rfind(b"\n")
+    search_end = len(chunk) if final or not chunk.endswith(b"\r") else len(chunk) - 1
+    carriage = chunk.rfind(b"\r", 0, search_end)
+    return max(newline, carriage) + 1
 
 
 class OutputPump:

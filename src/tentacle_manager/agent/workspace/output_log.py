@@ -44,9 +44,6 @@ _SOURCE_NAMES = {
 _SOURCES_BY_NAME = {name: source for source, name in _SOURCE_NAMES.items()}
 _POSITION = struct.Struct("<4q")
 _OFFSET = struct.Struct("<q")
-# Bytes that JSON must escape; a chunk without any of them is copied into records verbatim.
-_NEEDS_ESCAPE = bytes([*range(0x00, 0x20), 0x22, 0x5C, 0x7F])
-_PLAIN = bytes(b for b in range(256) if b not in _NEEDS_ESCAPE or b == 0x0A)
 _SINGLE_START = np.zeros(1, dtype=np.int64)
 
 
@@ -100,24 +97,33 @@ class Encoded:
 
 def encode_lines(
     source: ProcessOutputSource,
-    body: bytes,
+    data: bytes,
     when: datetime | None = None,
     masker: Masker = NO_MASKING,
+    end: int | None = None,
 ) -> Encoded:
-    """Turn complete `\\n`-terminated lines into records; undecodable bytes become U+FFFD."""
+    """Turn the complete `\\n`-terminated lines in `data[:end]` into records.
+
+    Bytes after `end` (the start of an unfinished line, which holds no newline) are ignored;
+    taking `end` instead of a slice saves a copy of every chunk. Undecodable bytes become
+    U+FFFD.
+    """
+    end = len(data) if end is None else end
     stamp = _stamp(when)
     prefix = f'["{_SOURCE_NAMES[source]}",'
     suffix = f',"{stamp}"]\n'
-    if _copyable(body, masker):
+    scanned = np.frombuffer(data, dtype=np.uint8, count=end)
+    ends = np.flatnonzero(scanned == 0x0A)
+    if _copyable(data, end, scanned, len(ends), masker):
         # Nothing to escape: the lines go into the records as they are, and the records'
         # positions follow from the lines' positions, so the larger output is never scanned.
         opening, closing = (prefix + '"').encode(), ('"' + suffix).encode()
-        inner = body[:-1].replace(b"\n", closing + opening)
-        overhead = len(opening) + len(closing) - 1
-        starts = line_starts(body)
-        starts += np.arange(len(starts), dtype=np.int64) * overhead
-        return Encoded((opening, inner, closing), len(opening) + len(inner) + len(closing), starts)
-    text = body.decode("utf-8", "replace")[:-1]
+        replaced = data.replace(b"\n", closing + opening)
+        joined = memoryview(replaced)[: len(replaced) - len(opening) - (len(data) - end)]
+        starts = _starts(ends)
+        starts += np.arange(len(starts), dtype=np.int64) * (len(opening) + len(closing) - 1)
+        return Encoded((opening, joined), len(opening) + len(joined), starts)
+    text = data[:end].decode("utf-8", "replace")[:-1]
     if masker:
         text = masker.mask(text)
     encoded = map(encode_basestring, text.split("\n"))
@@ -125,13 +131,22 @@ def encode_lines(
     return Encoded((records,), len(records), line_starts(records))
 
 
-def _copyable(body: bytes, masker: Masker) -> bool:
-    if body.translate(None, _PLAIN) or (masker and masker.touches(body)):
+def _copyable(data: bytes, end: int, scanned: np.ndarray, newlines: int, masker: Masker) -> bool:
+    """True when no byte needs JSON escaping, no secret needs masking, and it is valid UTF-8.
+
+    The cheap checks look at all of `data`, the unfinished tail too, which can only send a
+    chunk to the (correct, slower) escaping path.
+    """
+    if b'"' in data or b"\\" in data or b"\x7f" in data:
         return False
-    if body.isascii():
+    if np.count_nonzero(scanned < 0x20) != newlines:  # a control character other than \n
+        return False
+    if masker and masker.touches(data):
+        return False
+    if data.isascii():
         return True
     try:
-        body.decode("utf-8")
+        str(memoryview(data)[:end], "utf-8")
     except UnicodeDecodeError:
         return False
     return True
@@ -139,7 +154,10 @@ def _copyable(body: bytes, masker: Masker) -> bool:
 
 def line_starts(data: bytes) -> np.ndarray:
     """Byte offset of each `\\n`-terminated line (or record: records hold no raw newline)."""
-    ends = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 0x0A)
+    return _starts(np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 0x0A))
+
+
+def _starts(ends: np.ndarray) -> np.ndarray:
     starts = np.empty(len(ends), dtype=np.int64)
     if len(ends):
         starts[0] = 0
@@ -168,10 +186,14 @@ class OutputLogWriter:
         record = f'["{_SOURCE_NAMES[source]}",{encode_basestring(text)},"{_stamp()}"]\n'.encode()
         self._commit(Encoded((record,), len(record), _SINGLE_START), None, 0)
 
-    def write_lines(self, source: ProcessOutputSource, body: bytes, raw_offset: int) -> None:
-        """Complete lines converted from a raw stream, committed with the stream's new offset."""
-        if body:
-            self._commit(encode_lines(source, body, masker=self.masker), source, raw_offset)
+    def write_lines(
+        self, source: ProcessOutputSource, data: bytes, raw_offset: int, end: int | None = None
+    ) -> None:
+        """Complete lines (`data[:end]`) from a raw stream, committed with its new offset."""
+        end = len(data) if end is None else end
+        if end:
+            encoded = encode_lines(source, data, masker=self.masker, end=end)
+            self._commit(encoded, source, raw_offset)
 
     def read(self, after: int) -> tuple[list[ProcessOutput], int]:
         return read_records(self.directory, after, self.position)
