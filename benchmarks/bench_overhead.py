@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import resource
 import sys
 import time
 from datetime import timedelta
@@ -82,17 +83,24 @@ async def service_once(service: ScriptService, name: str) -> tuple[float, float]
     return completed - started, time.perf_counter() - completed
 
 
-async def concurrent(count: int, job) -> tuple[list, float]:
-    """Run job(i) for i < count, CONCURRENCY at a time; returns (results, wall seconds)."""
+def agent_cpu() -> float:
+    """CPU seconds used by this process (every thread), not by the scripts it started."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+async def concurrent(count: int, job) -> tuple[list, float, float]:
+    """Run job(i) for i < count, CONCURRENCY at a time: (results, wall seconds, CPU seconds)."""
     gate = asyncio.Semaphore(CONCURRENCY)
 
     async def one(i: int):
         async with gate:
             return await job(i)
 
+    cpu = agent_cpu()
     started = time.perf_counter()
     results = await asyncio.gather(*(one(i) for i in range(count)))
-    return list(results), time.perf_counter() - started
+    return list(results), time.perf_counter() - started, agent_cpu() - cpu
 
 
 def overhead_line(report: Report, name: str, service: list[float], bare: list[float]) -> None:
@@ -156,22 +164,24 @@ async def measure(report: Report, args: argparse.Namespace) -> None:
         bare_par: list[float] = []
         service_par: list[float] = []
         complete_par: list[float] = []
-        bare_wall = service_wall = 0.0
+        bare_wall = service_wall = bare_cpu = service_cpu = 0.0
         for round_number in range(rounds):
             order = ("bare", "service") if round_number % 2 == 0 else ("service", "bare")
             for kind in order:
                 if kind == "bare":
-                    results, wall = await concurrent(count, lambda i: bare_once(script))
+                    results, wall, cpu = await concurrent(count, lambda i: bare_once(script))
                     bare_par += results
                     bare_wall += wall
+                    bare_cpu += cpu
                 else:
                     with profiler.section():
-                        results, wall = await concurrent(
+                        results, wall, cpu = await concurrent(
                             count, lambda i: service_once(service, next_name("par"))
                         )
                     service_par += [latency for latency, _ in results]
                     complete_par += [complete for _, complete in results]
                     service_wall += wall
+                    service_cpu += cpu
         total = count * rounds
         overhead_line(report, f"overhead {CONCURRENCY}-way", service_par, bare_par)
         service_rate, bare_rate = total / service_wall, total / bare_wall
@@ -191,6 +201,14 @@ async def measure(report: Report, args: argparse.Namespace) -> None:
             f"{ms(summary(service_par)['p90'] / 1e3)}, bare p90 "
             f"{ms(summary(bare_par)['p90'] / 1e3)}"
         )
+        report.note(
+            f"{CONCURRENCY}-way CPU used by the agent process itself (all its threads): service "
+            f"{ms(service_cpu / total)} per script, bare {ms(bare_cpu / total)} per script"
+        )
+        report.info["agent_cpu_ms_per_script"] = {
+            "service": service_cpu / total * 1e3,
+            "bare": bare_cpu / total * 1e3,
+        }
         report.info["complete_script_ms"] = {
             "sequential": summary(complete_seq),
             "concurrent": summary(complete_par),
