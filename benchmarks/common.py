@@ -33,7 +33,7 @@ from typing import Any
 
 import psutil
 
-from tentacle_manager.agent.process.tree import TRACKING_VARIABLE
+from tentacle_manager.agent.process.tree import Rung, Signaller, processes_of_home
 from tentacle_manager.agent.scripts import ScriptService, ScriptServiceSettings
 from tentacle_manager.contracts import (
     ProcessState,
@@ -288,19 +288,8 @@ async def open_service(home: Path, **overrides: Any) -> AsyncIterator[ScriptServ
 
 
 def kill_strays(root: Path) -> int:
-    """Kill every process a service over `root` started (found by its environment tags)."""
-    marker = str(root)
-    killed = 0
-    for process in psutil.process_iter():
-        try:
-            environ = process.environ()
-        except (psutil.Error, OSError):
-            continue
-        if TRACKING_VARIABLE in environ and environ.get("TentacleHome", "").startswith(marker):
-            with contextlib.suppress(psutil.Error):
-                process.kill()
-                killed += 1
-    return killed
+    """Kill every process a service over `root` started; returns how many were reached."""
+    return len(Signaller().send(processes_of_home(root), Rung.KILL))
 
 
 def kill_group(pid: int) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -12,7 +11,7 @@ from typing import Any
 
 import psutil
 
-from tentacle_manager.agent.process.tree import TRACKING_VARIABLE
+from tentacle_manager.agent.process.tree import Rung, Signaller, processes_of_home
 from tentacle_manager.agent.scripts import ScriptService, ScriptServiceSettings
 from tentacle_manager.contracts import (
     ProcessState,
@@ -37,16 +36,8 @@ def fast_settings(**overrides: Any) -> ScriptServiceSettings:
 
 
 def kill_strays(home: Path) -> None:
-    """Kill every process started by a service over `home` (found by its environment)."""
-    marker = str(home)
-    for process in psutil.process_iter():
-        try:
-            environ = process.environ()
-        except (psutil.Error, OSError):
-            continue
-        if TRACKING_VARIABLE in environ and environ.get("TentacleHome", "").startswith(marker):
-            with contextlib.suppress(psutil.Error):
-                process.kill()
+    """Kill every process started by a service over `home`."""
+    Signaller().send(processes_of_home(home), Rung.KILL)
 
 
 def start_command(

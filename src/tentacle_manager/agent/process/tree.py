@@ -120,6 +120,24 @@ class ScriptProcesses:
         return holders
 
 
+def processes_of_home(home: Path) -> list[psutil.Process]:
+    """Every live script process started by an agent over `home`, whichever ticket it was for.
+
+    For removing an instance (and for test hygiene): matched by the tracking tag and the
+    `TentacleHome` every script inherits.
+    """
+    marker = str(home)
+    found = []
+    for process in psutil.process_iter():
+        try:
+            environ = process.environ()
+        except (psutil.Error, OSError):
+            continue
+        if TRACKING_VARIABLE in environ and environ.get("TentacleHome", "").startswith(marker):
+            found.append(process)
+    return found
+
+
 class Rung(Enum):
     """The three escalating ways of asking a process to stop."""
 
