@@ -298,3 +298,22 @@ async def test_complete_after_abandon_keeps_an_undeletable_workspace_with_a_warn
         assert "Could not delete abandoned workspace" in caplog.text
     finally:
         immutable(locked, False)
+
+
+async def test_many_abandons_do_not_leak_threads(make_service, tmp_path):
+    import threading
+
+    service = await unkillable_service(make_service)
+    before = threading.active_count()
+    for index in range(20):
+        name = f"stuck{index}"
+        pid_file = tmp_path / f"{name}.pid"
+        await service.start_script(
+            start_command(name, f"echo $$ > {pid_file}; {STUBBORN}", mutex=name)
+        )
+        await wait_until(pid_file.exists)
+        status = await service.abandon_script(AbandonScriptCommand(ticket=ticket(name)))
+        assert status.exit_code == ExitCode.ABANDONED
+    await wait_until(lambda: len(service.quarantined()) == 20, timeout=10)
+    assert threading.active_count() - before <= 8  # the default executor's few workers at most
+    assert service.isolation.snapshot() == []

@@ -92,7 +92,7 @@ async def test_script_that_ended_while_the_agent_was_down(make_service, tmp_path
 async def test_script_killed_while_the_agent_was_down_is_minus_46(make_service, tmp_path):
     pid_file = tmp_path / "pid"
     first = await make_service()
-    await first.start_script(start_command("killed", f"echo $$ > {pid_file}; sleep 300"))
+    await first.start_script(start_command("killed", f"echo $$ > {pid_file}; exec sleep 300"))
     await wait_until(pid_file.exists)
     before = await first.get_status(ScriptStatusRequest(ticket=ticket("killed")))
     await first.close()
@@ -107,6 +107,41 @@ async def test_script_killed_while_the_agent_was_down_is_minus_46(make_service, 
     again = await second.start_script(start_command("killed", "echo must not run"))
     assert again.exit_code == ExitCode.UNKNOWN_RESULT
     assert "must not run" not in texts(again)
+
+
+async def test_leftovers_holding_the_output_are_adopted_then_killed(make_service, tmp_path):
+    """The entry exited while no agent ran, but a child still holds its output: the new agent
+    treats it as a live script's straggler (grace, then kill) instead of forgetting it."""
+    pid_file = tmp_path / "pid"
+    child_file = tmp_path / "child"
+    first = await make_service()
+    await first.start_script(
+        start_command("strays", f"echo $$ > {pid_file}; sleep 300 & echo $! > {child_file}; wait")
+    )
+    await wait_until(child_file.exists)
+    await first.close()
+    os.kill(int(pid_file.read_text()), signal.SIGKILL)
+    await wait_until(lambda: not pid_alive(int(pid_file.read_text())))
+    second = await make_service()
+    assert [h.ticket for h in second.isolation.snapshot()[0].holders] == [ticket("strays")]
+    status = await wait_complete(second, "strays", timeout=10)
+    assert status.exit_code == ExitCode.UNKNOWN_RESULT
+    assert not pid_alive(int(child_file.read_text()))
+
+
+async def test_a_cancel_survives_a_restart(make_service, tmp_path):
+    pid_file = tmp_path / "pid"
+    first = await make_service(interrupt_grace=30)
+    await first.start_script(
+        start_command("slow-stop", f"echo $$ > {pid_file}; trap '' INT; sleep 300")
+    )
+    await wait_until(pid_file.exists)
+    await first.cancel_script(CancelScriptCommand(ticket=ticket("slow-stop")))
+    await first.close()  # the agent goes down mid-ladder
+    second = await make_service()
+    status = await wait_complete(second, "slow-stop", timeout=10)
+    assert status.exit_code not in (0, ExitCode.CANCELED)
+    assert not pid_alive(int(pid_file.read_text()))
 
 
 async def test_pending_ticket_is_not_rerun_after_a_restart(make_service, tmp_path):
@@ -170,3 +205,23 @@ async def test_a_process_spawned_just_before_a_crash_is_found_by_its_tag(make_se
     await second.cancel_script(CancelScriptCommand(ticket=ticket("window")))
     await wait_complete(second, "window", timeout=10)
     assert not pid_alive(int(pid_file.read_text()))
+
+
+async def test_a_script_that_may_have_run_is_not_called_never_started(make_service, tmp_path):
+    from tentacle_manager.agent.workspace.state import StateStore
+
+    first = await make_service()
+    await first.start_script(start_command("quick", "echo hi", wait=timedelta(seconds=10)))
+    await first.close()
+    # a crash after the spawn and exit, before the deferred Running save, leaves this behind
+    workspace = first.work_root / "quick"
+    store = StateStore(workspace)
+    state = store.load()
+    state.state, state.started, state.process = ProcessState.PENDING, None, None
+    state.completed = state.exit_code = state.ran_to_completion = None
+    store.save(state)
+    (workspace / "Output.stdout.raw").write_bytes(b"")
+    second = await make_service()
+    status = await second.get_status(ScriptStatusRequest(ticket=ticket("quick")))
+    assert status.exit_code == ExitCode.UNKNOWN_RESULT
+    assert texts(status)[-1].startswith("The agent restarted while this script was being started")

@@ -5,10 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Protocol
 
-import psutil
-
-from tentacle_manager.agent.process.launcher import Launched, exit_status
-from tentacle_manager.agent.process.tree import is_alive
+from tentacle_manager.agent.process.launcher import Launched
+from tentacle_manager.agent.process.tree import ScriptProcesses, is_alive
 
 ADOPTED_POLL_INTERVAL = 0.2
 
@@ -23,17 +21,17 @@ class ChildEntry:
         self._launched = launched
 
     async def wait(self) -> int | None:
-        return exit_status(await self._launched.process.wait())
+        return await self._launched.wait()
 
 
 class AdoptedEntry:
     """A script started by an earlier agent process. It is not our child, so its exit is
     observed by polling and its exit status cannot be known."""
 
-    def __init__(self, process: psutil.Process):
-        self._process = process
+    def __init__(self, processes: ScriptProcesses):
+        self._processes = processes
 
     async def wait(self) -> int | None:
-        while is_alive(self._process):
+        while (entry := self._processes.entry()) is not None and is_alive(entry):
             await asyncio.sleep(ADOPTED_POLL_INTERVAL)
         return None

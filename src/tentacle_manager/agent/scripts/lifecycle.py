@@ -149,7 +149,7 @@ async def _launch(
         f"using 'UTF-8' encoding running as '{_user()}'"
     )
     try:
-        launched = await launch(
+        launched = launch(
             command_line,
             workspace.directory,
             environment,

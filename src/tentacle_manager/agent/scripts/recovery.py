@@ -44,6 +44,10 @@ log = logging.getLogger(__name__)
 NEVER_STARTED = (
     "The agent restarted before this script acquired its isolation mutex, so it never started."
 )
+MAY_HAVE_RUN = (
+    "The agent restarted while this script was being started; it may have run, and its result "
+    "is unknown."
+)
 
 
 def recover(
@@ -61,7 +65,10 @@ def recover(
             state.process = TrackedProcess(pid=process.pid, create_time=process.create_time())
             workspace.state.save(state)
         if state.state is ProcessState.PENDING:
-            _conclude(workspace, state, masker, NEVER_STARTED, ExitCode.UNKNOWN_RESULT)
+            # The raw output files are created just before the spawn: without them the script
+            # certainly never ran; with them it may have run and exited before its Running save.
+            message = MAY_HAVE_RUN if workspace.output_started() else NEVER_STARTED
+            _conclude(workspace, state, masker, message, ExitCode.UNKNOWN_RESULT)
         elif state.state is ProcessState.RUNNING:
             _recover_running(workspace, state, ctx, masker, runs)
 
@@ -116,13 +123,18 @@ def _recover_running(
     masker: Masker,
     runs: dict[str, ScriptRun],
 ) -> None:
-    alive = revive([state.process]) if state.process else []
-    if alive:
-        try:
-            _adopt(workspace, state, alive[0], ctx, masker, runs)
-            return
-        except RuntimeError as error:
-            log.error("Cannot re-adopt script %s: %s", state.ticket, error)
+    if state.process is not None:
+        processes = ScriptProcesses(state.process.pid, state.process.create_time, state.tracking_id)
+        # A live entry process, or (it has exited) processes still holding its output: either
+        # way the script is not over, so it is adopted and ends the way it would have.
+        if revive([state.process]) or processes.holding(
+            [workspace.stdout_path, workspace.stderr_path]
+        ):
+            try:
+                _adopt(workspace, state, processes, ctx, masker, runs)
+                return
+            except RuntimeError as error:
+                log.error("Cannot re-adopt script %s: %s", state.ticket, error)
     message = (
         "The agent restarted while this script was running; the script has since exited and "
         "its result is unknown."
@@ -156,7 +168,7 @@ def _conclude(
 def _adopt(
     workspace: Workspace,
     state: ScriptState,
-    process: psutil.Process,
+    processes: ScriptProcesses,
     ctx: ScriptContext,
     masker: Masker,
     runs: dict[str, ScriptRun],
@@ -171,14 +183,19 @@ def _adopt(
     lease = ctx.isolation.adopt(state.mutex_name, party)
     writer = OutputLogWriter(workspace.directory, masker)
     run = ScriptRun(ticket, workspace, state, writer, phase=ScriptPhase.RUNNING)
-    assert state.process is not None
-    run.processes = ScriptProcesses(state.process.pid, state.process.create_time, state.tracking_id)
-    run.debug(f"The agent restarted and re-adopted the running script process {process.pid}")
+    run.processes = processes
+    if state.cancel_requested:  # asked before the restart: the cancel carries on
+        run.cancel_requested.set()
+        run.phase = ScriptPhase.CANCELLING
+    run.debug(f"The agent restarted and re-adopted the script (process {processes.entry_pid})")
     pump = OutputPump(writer, workspace.stdout_path, workspace.stderr_path)
     pump.start()
-    entry = AdoptedEntry(process)
+    entry = AdoptedEntry(processes)
     run.task = asyncio.get_running_loop().create_task(watch_adopted(run, lease, entry, pump, ctx))
     runs[ticket.key] = run
     log.info(
-        "Re-adopted script %s (process %d) holding mutex %s", ticket, process.pid, state.mutex_name
+        "Re-adopted script %s (process %d) holding mutex %s",
+        ticket,
+        processes.entry_pid,
+        state.mutex_name,
     )

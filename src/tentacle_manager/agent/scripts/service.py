@@ -140,8 +140,10 @@ class ScriptService:
     async def cancel_script(self, command: CancelScriptCommand) -> ScriptStatusResponse:
         run = self._runs.get(command.ticket.key)
         if run is not None:
-            if not run.is_complete:
+            if not run.is_complete and not run.cancel_requested.is_set():
                 run.cancel_requested.set()
+                run.state.cancel_requested = True
+                run.save()  # a restarted agent carries on with the cancel
                 if run.phase is ScriptPhase.RUNNING:
                     run.phase = ScriptPhase.CANCELLING
             return run.status(command.last_log_sequence)

@@ -60,6 +60,7 @@ class ScriptState(BaseModel):
     mutex_name: str = ""
     mutex_timeout: TimeSpan = timedelta(0)
     tracking_id: str = ""
+    cancel_requested: bool = False
     process: TrackedProcess | None = None
     quarantined: list[TrackedProcess] = Field(default_factory=list)
 

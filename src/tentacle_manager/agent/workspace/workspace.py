@@ -70,6 +70,10 @@ class Workspace:
         )
         self.bootstrap_path(shell).write_bytes(shell.bootstrap_bytes(body))
 
+    def output_started(self) -> bool:
+        """The raw output files exist: they are created just before the script's process."""
+        return self.stdout_path.exists() or self.stderr_path.exists()
+
     def discard_raw_output(self) -> None:
         for path in (self.stdout_path, self.stderr_path):
             path.unlink(missing_ok=True)
