@@ -18,6 +18,7 @@ import asyncio
 import json
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from benchmarks.common import (
@@ -88,22 +89,28 @@ async def through_service(
     return elapsed, counts
 
 
+def blocks(log: Path) -> Iterator[tuple[str, int, bytes]]:
+    """(source, record count, body) of each block of an Output.log, read as a stream."""
+    with open(log, "rb") as handle:
+        while header := handle.readline():
+            source, _occurred, _first, count, size = json.loads(header)
+            yield source, count, handle.read(size)
+
+
 async def verify(service: ScriptService, command: StartScriptCommand, lines: int) -> dict[str, int]:
     """Exactly `lines` script records, in one run, with only a few agent records around them."""
     log = Workspace.for_ticket(service.work_root, command.script_ticket).log_path
-    needle = b'["stdout","' + LINE.encode() + b'",'
+    needle = LINE.encode() + b"\n"
     found = records = other_stdout = 0
-    carry = b""
-    with open(log, "rb") as handle:
-        while chunk := handle.read(8 << 20):
-            data = carry + chunk
-            cut = data.rfind(b"\n") + 1
-            block, carry = data[:cut], data[cut:]
-            records += block.count(b"\n")
-            found += block.count(needle)
-            other_stdout += block.count(b'["stdout",') - block.count(needle)
-    if carry:
-        raise RuntimeError(f"{log} ends with a partial record")
+    head: list[str] = []
+    for source, count, body in blocks(log):
+        records += count
+        if source == "stdout":
+            script_lines = body.count(needle)
+            found += script_lines
+            other_stdout += count - script_lines
+        if len(head) < 10:
+            head += body.decode("utf-8", "replace").splitlines()[: 10 - len(head)]
     last = await service.get_status(
         ScriptStatusRequest(ticket=command.script_ticket, last_log_sequence=records - 1)
     )
@@ -121,9 +128,7 @@ async def verify(service: ScriptService, command: StartScriptCommand, lines: int
     # The script's lines are one contiguous run: the records before the first and after the
     # last are the agent's own. The head is read from the file (get_status has no upper bound,
     # so asking it for the head would parse the whole log); the tail through get_status.
-    with open(log, "rb") as handle:
-        head = [json.loads(handle.readline()) for _ in range(min(total, 10))]
-    texts = [record[1] for record in head]
+    texts = head
     first = texts.index(LINE) if LINE in texts else -1  # 0-based: its sequence is first + 1
     if first < 1:
         problems.append(f"the first script line is not after the agent's records: {texts}")

@@ -14,8 +14,6 @@ from tentacle_manager.agent.workspace.output_log import (
     LOG_FILE,
     Masker,
     OutputLogWriter,
-    encode_lines,
-    line_starts,
     read_position,
     read_records,
 )
@@ -36,28 +34,23 @@ def test_every_line_round_trips(tmp_path, text):
     writer = OutputLogWriter(tmp_path)
     writer.write_lines(OUT, (text + "\n").encode(), 0)
     writer.close()
-    assert lines(tmp_path) == [text]
-    record = json.loads((tmp_path / LOG_FILE).read_bytes())
-    assert record[0] == "stdout" and record[1] == text
+    (record,) = read_records(tmp_path, 0)[0]
+    assert (record.source, record.text) == (OUT, text)
+    assert record.occurred.tzinfo is not None
 
 
-def test_fast_and_slow_encodings_agree():
-    from datetime import UTC, datetime
-
-    when = datetime(2026, 1, 1, tzinfo=UTC)
-    body = b"".join(f"line {i} with some text \xc3\xbc\n".encode() for i in range(100))
-    fast_records = encode_lines(OUT, body, when)  # nothing to escape: copied verbatim
-    slow_records = encode_lines(OUT, body + b'"quoted"\n', when)  # escaped line by line
-    fast = b"".join(bytes(part) for part in fast_records.parts)
-    slow = b"".join(bytes(part) for part in slow_records.parts)
-    assert slow.splitlines()[:100] == fast.splitlines()
-    # the fast path computes record positions from the lines; they must match the records
-    assert list(fast_records.starts) == list(line_starts(fast))
-    assert fast_records.size == len(fast)
-    assert [json.loads(x)[1] for x in fast.splitlines()][:2] == [
-        "line 0 with some text \xc3\xbc",
-        "line 1 with some text \xc3\xbc",
-    ]
+def test_lines_are_stored_as_written_under_a_block_header(tmp_path):
+    writer = OutputLogWriter(tmp_path)
+    writer.write_lines(OUT, b"one\ntwo \xff\n", 0)
+    writer.write_text(ProcessOutputSource.DEBUG, "agent line")
+    writer.close()
+    header, first, second, debug_header, debug = (tmp_path / LOG_FILE).read_bytes().splitlines()
+    name, _stamp, first_record, count, size = json.loads(header)
+    assert (name, first_record, count, size) == ("stdout", 0, 2, len(b"one\ntwo \xff\n"))
+    assert (first, second) == (b"one", b"two \xff")
+    assert json.loads(debug_header)[:4] == ["debug", json.loads(debug_header)[1], 2, 1]
+    assert debug == b"agent line"
+    assert lines(tmp_path) == ["one", "two \ufffd", "agent line"]
 
 
 def test_sequences_and_index_across_many_writes(tmp_path):
@@ -73,7 +66,7 @@ def test_sequences_and_index_across_many_writes(tmp_path):
     for after in range(0, len(expected) + 1, 7):
         assert lines(tmp_path, after) == expected[after:]
     writer.close()
-    index_entries = (os.path.getsize(tmp_path / "Output.idx") - 32) // 8
+    index_entries = (os.path.getsize(tmp_path / "Output.idx") - 32) // 16
     assert index_entries == -(-len(expected) // INDEX_STRIDE)
 
 
@@ -93,10 +86,12 @@ def test_nothing_past_the_commit_point_is_served_and_recovery_cuts_it(tmp_path):
 
 def test_corrupt_record_stops_reading_with_tentacles_message(tmp_path):
     writer = OutputLogWriter(tmp_path)
-    writer.write_lines(OUT, b"good\nalso good\n", 0)
+    writer.write_lines(OUT, b"good\n", 0)
+    writer.write_lines(OUT, b"also good\n", 0)
     writer.close()
-    data = (tmp_path / LOG_FILE).read_bytes().replace(b'"also good"', b'"also good')
-    (tmp_path / LOG_FILE).write_bytes(data)
+    header, good, _second_header, also = (tmp_path / LOG_FILE).read_bytes().splitlines()
+    damaged = b"\n".join([header, good, b"[not a header", also]) + b"\n"
+    (tmp_path / LOG_FILE).write_bytes(damaged)
     records = read_records(tmp_path, 0)[0]
     assert [r.text for r in records] == [
         "good",
@@ -131,12 +126,12 @@ def test_pump_splits_cr_lf_and_crlf_and_keeps_a_final_unterminated_line(tmp_path
 
 
 @pytest.mark.parametrize("tail", [b"partial", b'"quoted partial', "ünï".encode()[:-1]])
-def test_encoding_stops_at_the_end_of_the_last_complete_line(tail):
-    data = b"first\nsecond\n" + tail
-    encoded = encode_lines(OUT, data, end=13)
-    records = b"".join(bytes(part) for part in encoded.parts)
-    assert [json.loads(line)[1] for line in records.splitlines()] == ["first", "second"]
-    assert encoded.size == len(records)
+def test_only_the_complete_lines_are_written(tmp_path, tail):
+    writer = OutputLogWriter(tmp_path)
+    writer.write_lines(OUT, b"first\nsecond\n" + tail, 0, end=13)
+    writer.close()
+    assert lines(tmp_path) == ["first", "second"]
+    assert read_position(tmp_path).size == (tmp_path / LOG_FILE).stat().st_size
 
 
 def test_pump_cuts_a_line_longer_than_the_limit(tmp_path, monkeypatch):

@@ -444,3 +444,22 @@ async def test_the_service_cleans_stale_finished_workspaces(make_service, tmp_pa
     assert (service.work_root / "busy").is_dir()
     release.touch()
     await wait_complete(service, "busy")
+
+
+async def test_converted_raw_output_is_released_while_the_script_runs(service, tmp_path):
+    """Output is written to disk once: raw bytes already in Output.log are punched out."""
+    done = tmp_path / "written"
+    release = tmp_path / "release"
+    body = (
+        f"head -c 4000000 /dev/zero | tr '\\0' 'x' | fold -w 99; touch {done}; "
+        f"while [ ! -f {release} ]; do sleep 0.01; done"
+    )
+    await service.start_script(start_command("big", body))
+    await wait_until(done.exists)
+    await wait_for_status(service, "big", lambda s: s.next_log_sequence > 40_000)
+    raw = service.work_root / "big" / "Output.stdout.raw"
+    assert raw.stat().st_size >= 4_000_000
+    assert raw.stat().st_blocks * 512 < 1_000_000  # the converted part no longer uses disk
+    release.touch()
+    status = await wait_complete(service, "big")
+    assert status.exit_code == 0

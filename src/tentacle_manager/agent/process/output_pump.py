@@ -9,7 +9,10 @@ restarts resumes exactly where the last committed record ended.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import os
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from tentacle_manager.agent.workspace.output_log import OutputLogWriter
@@ -20,12 +23,33 @@ MAX_LINE = 16 << 20  # a power-of-two multiple of READ_SIZE
 IDLE_POLL_MAX = 0.05
 
 
+def _punch_hole() -> Callable[[int, int, int], None]:
+    """Linux's fallocate(PUNCH_HOLE), or a no-op where there is none."""
+    if not sys.platform.startswith("linux"):
+        return lambda fd, offset, length: None
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_longlong, ctypes.c_longlong]
+    keep_size_and_punch = 0x01 | 0x02  # FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE
+
+    def punch(fd: int, offset: int, length: int) -> None:
+        libc.fallocate(fd, keep_size_and_punch, offset, length)  # failure only costs disk
+
+    return punch
+
+
+release_converted = _punch_hole()
+"""Drop raw bytes that are already in Output.log: the kernel discards their dirty pages instead
+of writing them to disk, so capturing output writes it once, not twice. Nothing reads a raw file
+below its converted offset again (recovery resumes from the offset in the commit point)."""
+
+
 class RawStream:
     def __init__(self, path: Path, source: ProcessOutputSource, offset: int, fd: int | None = None):
         self.path = path
         self.source = source
         self.offset = offset  # raw bytes converted so far; always at a line boundary
         self._fd = fd
+        self._buffer = bytearray()  # reused between reads: no allocation per megabyte
 
     def pump(self, writer: OutputLogWriter, final: bool) -> int:
         """Convert the complete lines that have arrived; returns the raw bytes consumed.
@@ -41,24 +65,26 @@ class RawStream:
                 return 0
         size = READ_SIZE
         while True:
-            chunk = os.pread(self._fd, size, self.offset)
-            end = _after_last_line(chunk, final)
-            if end or len(chunk) < size or size >= MAX_LINE:
+            if len(self._buffer) < size:
+                self._buffer = bytearray(size)
+            data = self._buffer
+            read = os.preadv(self._fd, [memoryview(data)[:size]], self.offset)
+            end = _after_last_line(data, read, final)
+            if end or read < size or size >= MAX_LINE:
                 break
             size *= 2  # a single line longer than the read so far
+        body: bytes | bytearray = data
         if not end:
-            if not chunk or not (final or len(chunk) >= MAX_LINE):
+            if not read or not (final or read >= MAX_LINE):
                 return 0
-            end = len(chunk)
-            chunk = chunk.rstrip(b"\r") + b"\n"
-            body_end = len(chunk)
-        elif b"\r" in chunk:
-            chunk = chunk[:end].replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-            body_end = len(chunk)
-        else:
-            body_end = end
+            end = read
+            body = bytes(data[:read]).rstrip(b"\r") + b"\n"
+        elif data.find(b"\r", 0, end) != -1:
+            body = bytes(data[:end]).replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        converted_from = self.offset
         self.offset += end
-        writer.write_lines(self.source, chunk, self.offset, body_end)
+        writer.write_lines(self.source, body, self.offset, end if body is data else len(body))
+        release_converted(self._fd, converted_from, end)
         return end
 
     def close(self) -> None:
@@ -67,14 +93,13 @@ class RawStream:
             self._fd = None
 
 
-def _after_last_line(chunk: bytes, final: bool) -> int:
-    """Where the last complete line ends (after its \\n, \\r\\n or \\r); 0 if none does.
-
-    A \\r at the very end may be the first half of \\r\\n, so it only counts when `final`.
+def _after_last_line(data: bytearray, size: int, final: bool) -> int:
+    """Where the last complete line in `data[:size]` ends (after its \\n, \\r\\n or \\r); 0 if
+    none does. A \\r at the very end may be the first half of \\r\\n: it counts only if `final`.
     """
-    newline = chunk.rfind(b"\n")
-    search_end = len(chunk) if final or not chunk.endswith(b"\r") else len(chunk) - 1
-    carriage = chunk.rfind(b"\r", 0, search_end)
+    newline = data.rfind(b"\n", 0, size)
+    search_end = size if final or not data.endswith(b"\r", 0, size) else size - 1
+    carriage = data.rfind(b"\r", 0, search_end)
     return max(newline, carriage) + 1
 
 

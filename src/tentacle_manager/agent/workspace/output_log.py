@@ -1,20 +1,26 @@
 """Output.log: a script's output as ordered, timestamped records with sequence numbers.
 
-Each record is a JSON array `["stdout"|"stderr"|"debug", "<text>", "<ISO-8601 time>"]` on its own
-line, which Tentacle's multi-content reader also accepts. A record's sequence number is its
-1-based position in the file, so sequence numbers survive agent restarts.
+The file is a series of blocks, one per chunk of output the agent converted:
+
+    ["stdout", "2026-11-23T08:00:00.123456+00:00", 120, 3, 57]\\n    <- header: source, time,
+    line one\\n                                                      index of the first record,
+    line two\\n                                                      record count, body bytes
+    line three\\n
+
+Every line of a body is one record (Tentacle's ProcessOutput: source, text, time); all records
+of a block share its time, which is when the agent read them, as in Tentacle. A record's
+sequence number is its 1-based position, so sequence numbers survive agent restarts. Lines are
+stored as the script wrote them (undecodable bytes become U+FFFD when read): capturing output
+costs a copy, not a per-line encoding, because scripts can write hundreds of megabytes.
 
 One small side file, `Output.idx`, keeps reads cheap and crashes harmless:
 
 - its 32-byte header is the commit point: record count, byte size, and how far each raw output
   file has been converted. Readers never look past it, so nothing a caller has seen can be
   lost; a restarted agent truncates anything written after it and resumes converting there;
-- after the header, the byte offset of every 64th record, so reading "after sequence k" seeks
-  straight to it: the last 100 records of a million-record log cost what they cost of a short
-  log.
-
-Encoding is done a chunk at a time with C-speed byte operations (no per-line Python in the
-common case) because scripts can write hundreds of megabytes.
+- after the header, for every 64th record, its byte offset and its block header's offset, so
+  reading "after sequence k" seeks straight to it: the last 100 records of a million-record log
+  cost what they cost of a short log.
 """
 
 from __future__ import annotations
@@ -25,7 +31,6 @@ import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from pathlib import Path
 
 import numpy as np
@@ -43,8 +48,7 @@ _SOURCE_NAMES = {
 }
 _SOURCES_BY_NAME = {name: source for source, name in _SOURCE_NAMES.items()}
 _POSITION = struct.Struct("<4q")
-_OFFSET = struct.Struct("<q")
-_SINGLE_START = np.zeros(1, dtype=np.int64)
+_ENTRY = struct.Struct("<2q")  # a record's offset, and its block header's offset
 
 
 class Masker:
@@ -57,13 +61,11 @@ class Masker:
     def __bool__(self) -> bool:
         return bool(self._secrets)
 
-    def touches(self, data: bytes) -> bool:
-        return any(needle in data for needle in self._needles)
-
-    def mask(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "********")
-        return text
+    def mask_bytes(self, data: bytes | memoryview) -> bytes:
+        masked = bytes(data)
+        for needle in self._needles:
+            masked = masked.replace(needle, b"********")
+        return masked
 
 
 NO_MASKING = Masker()
@@ -78,95 +80,14 @@ class Position:
     stdout_offset: int = 0
     stderr_offset: int = 0
 
-    def raw_offset(self, source: ProcessOutputSource) -> int:
-        return self.stderr_offset if source is ProcessOutputSource.STDERR else self.stdout_offset
 
-
-def _stamp(when: datetime | None = None) -> str:
-    return (when or utc_now()).isoformat()
-
-
-@dataclass(frozen=True)
-class Encoded:
-    """Records ready to append: the buffers to write, their total size, each record's start."""
-
-    parts: tuple[bytes, ...]
-    size: int
-    starts: np.ndarray
-
-
-def encode_lines(
-    source: ProcessOutputSource,
-    data: bytes,
-    when: datetime | None = None,
-    masker: Masker = NO_MASKING,
-    end: int | None = None,
-) -> Encoded:
-    """Turn the complete `\\n`-terminated lines in `data[:end]` into records.
-
-    Bytes after `end` (the start of an unfinished line, which holds no newline) are ignored;
-    taking `end` instead of a slice saves a copy of every chunk. Undecodable bytes become
-    U+FFFD.
-    """
-    end = len(data) if end is None else end
-    stamp = _stamp(when)
-    prefix = f'["{_SOURCE_NAMES[source]}",'
-    suffix = f',"{stamp}"]\n'
-    scanned = np.frombuffer(data, dtype=np.uint8, count=end)
-    ends = np.flatnonzero(scanned == 0x0A)
-    if _copyable(data, end, scanned, len(ends), masker):
-        # Nothing to escape: the lines go into the records as they are, and the records'
-        # positions follow from the lines' positions, so the larger output is never scanned.
-        opening, closing = (prefix + '"').encode(), ('"' + suffix).encode()
-        replaced = data.replace(b"\n", closing + opening)
-        joined = memoryview(replaced)[: len(replaced) - len(opening) - (len(data) - end)]
-        starts = _starts(ends)
-        starts += np.arange(len(starts), dtype=np.int64) * (len(opening) + len(closing) - 1)
-        return Encoded((opening, joined), len(opening) + len(joined), starts)
-    text = data[:end].decode("utf-8", "replace")[:-1]
-    if masker:
-        text = masker.mask(text)
-    encoded = map(encode_basestring, text.split("\n"))
-    records = (prefix + (suffix + prefix).join(encoded) + suffix).encode("utf-8")
-    return Encoded((records,), len(records), line_starts(records))
-
-
-def _copyable(data: bytes, end: int, scanned: np.ndarray, newlines: int, masker: Masker) -> bool:
-    """True when no byte needs JSON escaping, no secret needs masking, and it is valid UTF-8.
-
-    The cheap checks look at all of `data`, the unfinished tail too, which can only send a
-    chunk to the (correct, slower) escaping path.
-    """
-    if b'"' in data or b"\\" in data or b"\x7f" in data:
-        return False
-    if np.count_nonzero(scanned < 0x20) != newlines:  # a control character other than \n
-        return False
-    if masker and masker.touches(data):
-        return False
-    if data.isascii():
-        return True
-    try:
-        str(memoryview(data)[:end], "utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
-
-
-def line_starts(data: bytes) -> np.ndarray:
-    """Byte offset of each `\\n`-terminated line (or record: records hold no raw newline)."""
-    return _starts(np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 0x0A))
-
-
-def _starts(ends: np.ndarray) -> np.ndarray:
-    starts = np.empty(len(ends), dtype=np.int64)
-    if len(ends):
-        starts[0] = 0
-        starts[1:] = ends[:-1] + 1
-    return starts
+def line_ends(body: bytes | bytearray | memoryview) -> np.ndarray:
+    """Byte offset of each `\\n` in `body`: line i starts after ends[i - 1] (line 0 at 0)."""
+    return np.flatnonzero(np.frombuffer(body, dtype=np.uint8) == 0x0A)
 
 
 class OutputLogWriter:
-    """Appends records and advances the commit point. One writer per workspace at a time."""
+    """Appends blocks and advances the commit point. One writer per workspace at a time."""
 
     def __init__(self, directory: Path, masker: Masker = NO_MASKING):
         self.directory = directory
@@ -181,19 +102,21 @@ class OutputLogWriter:
         return self._closed
 
     def write_text(self, source: ProcessOutputSource, text: str) -> None:
-        """One record written by the agent itself (debug lines, mutex messages)."""
-        text = self.masker.mask(text) if self.masker else text
-        record = f'["{_SOURCE_NAMES[source]}",{encode_basestring(text)},"{_stamp()}"]\n'.encode()
-        self._commit(Encoded((record,), len(record), _SINGLE_START), None, 0)
+        """A record written by the agent itself (debug lines, mutex messages)."""
+        self._commit(source, text.encode("utf-8") + b"\n", None, 0)
 
     def write_lines(
-        self, source: ProcessOutputSource, data: bytes, raw_offset: int, end: int | None = None
+        self,
+        source: ProcessOutputSource,
+        data: bytes | bytearray,
+        raw_offset: int,
+        end: int | None = None,
     ) -> None:
-        """Complete lines (`data[:end]`) from a raw stream, committed with its new offset."""
+        """Complete `\\n`-terminated lines (`data[:end]`) from a raw stream, committed with the
+        stream's new offset. No copy is made unless a secret has to be masked."""
         end = len(data) if end is None else end
         if end:
-            encoded = encode_lines(source, data, masker=self.masker, end=end)
-            self._commit(encoded, source, raw_offset)
+            self._commit(source, memoryview(data)[:end], source, raw_offset)
 
     def read(self, after: int) -> tuple[list[ProcessOutput], int]:
         return read_records(self.directory, after, self.position)
@@ -205,26 +128,53 @@ class OutputLogWriter:
             os.close(self._index)
 
     def _commit(
-        self, records: Encoded, source: ProcessOutputSource | None, raw_offset: int
+        self,
+        source: ProcessOutputSource,
+        body: bytes | memoryview,
+        raw_source: ProcessOutputSource | None,
+        raw_offset: int,
     ) -> None:
         if self._closed:
             return
+        body = self.masker.mask_bytes(body) if self.masker else body
         position = self.position
-        starts = records.starts
-        _write_parts(self._log, records.parts, records.size)
-        first = (-position.count) % INDEX_STRIDE
-        entries = (starts[first::INDEX_STRIDE] + position.size).astype("<i8")
-        if len(entries):
+        ends = line_ends(body)
+        header = _header(source, position.count, len(ends), len(body))
+        _write_all(self._log, (header, body))
+        body_offset = position.size + len(header)
+        # lines of this block whose record number is a multiple of the stride get an entry
+        indexed = np.arange((-position.count) % INDEX_STRIDE, len(ends), INDEX_STRIDE)
+        records = np.where(indexed > 0, ends[indexed - 1] + 1, 0) + body_offset
+        if len(records):
+            entries = np.empty((len(records), 2), dtype="<i8")
+            entries[:, 0] = records
+            entries[:, 1] = position.size
             os.pwrite(self._index, entries.tobytes(), _entry_offset(_entry_count(position.count)))
-        stdout_offset, stderr_offset = position.stdout_offset, position.stderr_offset
-        if source is ProcessOutputSource.STDOUT:
-            stdout_offset = raw_offset
-        elif source is ProcessOutputSource.STDERR:
-            stderr_offset = raw_offset
         self.position = Position(
-            position.count + len(starts), position.size + records.size, stdout_offset, stderr_offset
+            position.count + len(ends),
+            body_offset + len(body),
+            raw_offset if raw_source is ProcessOutputSource.STDOUT else position.stdout_offset,
+            raw_offset if raw_source is ProcessOutputSource.STDERR else position.stderr_offset,
         )
-        os.pwrite(self._index, _POSITION.pack(*_astuple(self.position)), 0)
+        packed = _POSITION.pack(
+            self.position.count,
+            self.position.size,
+            self.position.stdout_offset,
+            self.position.stderr_offset,
+        )
+        os.pwrite(self._index, packed, 0)
+
+
+def _header(source: ProcessOutputSource, first: int, count: int, size: int) -> bytes:
+    fields = [_SOURCE_NAMES[source], utc_now().isoformat(), first, count, size]
+    return json.dumps(fields, separators=(",", ":")).encode() + b"\n"
+
+
+@dataclass
+class _Block:
+    source: ProcessOutputSource
+    occurred: datetime
+    end: int  # where the block's body ends, in the buffer being read
 
 
 def read_records(
@@ -236,35 +186,54 @@ def read_records(
     after = max(after, 0)
     if after >= position.count:
         return [], max(after, position.count)
-    block, skip = divmod(after, INDEX_STRIDE)
+    entry = after // INDEX_STRIDE
     with open(directory / INDEX_FILE, "rb") as index:
-        index.seek(_entry_offset(block))
-        (start,) = _OFFSET.unpack(index.read(_OFFSET.size))
+        index.seek(_entry_offset(entry))
+        record_offset, header_offset = _ENTRY.unpack(index.read(_ENTRY.size))
     with open(directory / LOG_FILE, "rb") as log:
-        log.seek(start)
-        data = log.read(position.size - start)
-    lines = data.split(b"\n")[skip : position.count - block * INDEX_STRIDE]
+        log.seek(header_offset)
+        data = log.read(position.size - header_offset)
+    return _parse(data, record_offset - header_offset, entry * INDEX_STRIDE, after, position.count)
+
+
+def _parse(
+    data: bytes, start: int, first: int, after: int, count: int
+) -> tuple[list[ProcessOutput], int]:
+    """Walk the records from `start` (record index `first`) to the commit point."""
     records: list[ProcessOutput] = []
-    last_time = None
-    for number, line in enumerate(lines, start=after + 1):
-        try:
-            name, text, occurred = json.loads(line)
-            last_time = datetime.fromisoformat(occurred)
-            records.append(
-                ProcessOutput.model_construct(
-                    source=_SOURCES_BY_NAME[name], text=text, occurred=last_time
+    block: _Block | None = None
+    pos, sequence = start, first
+    try:
+        block = _read_header(data, 0)
+        while sequence < count:
+            if pos >= block.end:
+                block = _read_header(data, pos)
+                pos = data.index(b"\n", pos) + 1
+            line_end = data.index(b"\n", pos, block.end)
+            if sequence >= after:
+                text = data[pos:line_end].decode("utf-8", "replace")
+                records.append(
+                    ProcessOutput.model_construct(
+                        source=block.source, text=text, occurred=block.occurred
+                    )
                 )
+            pos = line_end + 1
+            sequence += 1
+    except (ValueError, KeyError, TypeError, IndexError):
+        records.append(
+            ProcessOutput.model_construct(
+                source=ProcessOutputSource.STDERR,
+                text=f"Corrupt Tentacle log at line {sequence + 1}, no more logs will be read",
+                occurred=block.occurred if block else utc_now(),
             )
-        except (ValueError, KeyError, TypeError):
-            records.append(
-                ProcessOutput.model_construct(
-                    source=ProcessOutputSource.STDERR,
-                    text=f"Corrupt Tentacle log at line {number}, no more logs will be read",
-                    occurred=last_time or utc_now(),
-                )
-            )
-            break
-    return records, position.count
+        )
+    return records, count
+
+
+def _read_header(data: bytes, at: int) -> _Block:
+    newline = data.index(b"\n", at)
+    name, occurred, _first, _count, size = json.loads(data[at:newline])
+    return _Block(_SOURCES_BY_NAME[name], datetime.fromisoformat(occurred), newline + 1 + size)
 
 
 def read_position(directory: Path) -> Position:
@@ -295,16 +264,13 @@ def _entry_count(records: int) -> int:
 
 
 def _entry_offset(entry: int) -> int:
-    return _POSITION.size + entry * _OFFSET.size
+    return _POSITION.size + entry * _ENTRY.size
 
 
-def _write_parts(fd: int, parts: tuple[bytes, ...], size: int) -> None:
+def _write_all(fd: int, parts: tuple[bytes | memoryview, ...]) -> None:
+    size = sum(len(part) for part in parts)
     written = os.writev(fd, parts)
     if written < size:  # a short write (full disk, signal): finish it piece by piece
         view = memoryview(b"".join(parts))[written:]
         while view:
             view = view[os.write(fd, view) :]
-
-
-def _astuple(position: Position) -> tuple[int, int, int, int]:
-    return (position.count, position.size, position.stdout_offset, position.stderr_offset)
