@@ -317,3 +317,37 @@ async def test_many_abandons_do_not_leak_threads(make_service, tmp_path):
     await wait_until(lambda: len(service.quarantined()) == 20, timeout=10)
     assert threading.active_count() - before <= 8  # the default executor's few workers at most
     assert service.isolation.snapshot() == []
+
+
+async def test_an_unexpected_launch_failure_frees_the_mutex(service):
+    # a lone surrogate cannot be encoded into argv: the launch fails without an OSError
+    failed = await service.start_script(
+        start_command("bad-arg", "true", arguments=["\ud800"], wait=timedelta(seconds=5))
+    )
+    assert failed.exit_code == ExitCode.SHELL_INVOCATION_ERROR
+    assert service.isolation.snapshot() == []
+    after = await service.start_script(start_command("next", "true", wait=timedelta(seconds=5)))
+    assert after.exit_code == 0
+
+
+async def test_output_handed_to_a_new_writer_during_the_grace_cannot_keep_it_running(
+    service, tmp_path
+):
+    spammer = tmp_path / "spammer.pid"
+    body = (
+        f"( sleep 0.3; setsid bash -c 'echo $$ > {spammer}; while :; do echo spam; done' & ) & "
+        "exit 0"
+    )
+    await service.start_script(start_command("runaway", body))
+    status = await wait_complete(service, "runaway", timeout=20)
+    assert status.exit_code == 0
+    await wait_until(lambda: spammer.exists() and not pid_alive(int(spammer.read_text())))
+
+
+async def test_two_completes_of_a_running_script(service, tmp_path):
+    pid_file = tmp_path / "pid"
+    await service.start_script(start_command("twice", f"echo $$ > {pid_file}; sleep 300"))
+    await wait_until(pid_file.exists)
+    command = CompleteScriptCommand(ticket=ticket("twice"))
+    await asyncio.gather(service.complete_script(command), service.complete_script(command))
+    assert not (service.work_root / "twice").exists()

@@ -81,9 +81,12 @@ def launch(
 ) -> Launched:
     not_before = time.time() - 0.05  # a lower bound on the start time, if psutil is too late
     flags = os.O_RDWR | os.O_CREAT | os.O_APPEND
-    stdout_fd = os.open(stdout_path, flags, 0o600)
-    stderr_fd = os.open(stderr_path, flags, 0o600)
+    opened: list[int] = []
     try:
+        stdout_fd = os.open(stdout_path, flags, 0o600)
+        opened.append(stdout_fd)
+        stderr_fd = os.open(stderr_path, flags, 0o600)
+        opened.append(stderr_fd)
         platform_options: dict[str, object] = (
             {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}  # type: ignore[attr-defined]
             if sys.platform == "win32"
@@ -98,11 +101,13 @@ def launch(
             stderr=stderr_fd,
             **platform_options,  # type: ignore[arg-type]
         )
-    except OSError as error:
-        os.close(stdout_fd)
-        os.close(stderr_fd)
+    except Exception as error:  # a bad argument or environment entry is a launch failure too
+        for fd in opened:
+            os.close(fd)
         raise LaunchError(
-            error.errno, f"Error when attempting to execute {command[0]}: {error.strerror or error}"
+            getattr(error, "errno", None),
+            f"Error when attempting to execute {command[0]}: "
+            f"{getattr(error, 'strerror', None) or error}",
         ) from error
     try:
         create_time = psutil.Process(popen.pid).create_time()

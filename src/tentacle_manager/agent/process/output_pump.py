@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import logging
 import os
 import sys
 from collections.abc import Callable
@@ -17,6 +18,8 @@ from pathlib import Path
 
 from tentacle_manager.agent.workspace.output_log import OutputLogWriter
 from tentacle_manager.contracts import ProcessOutputSource
+
+log = logging.getLogger(__name__)
 
 READ_SIZE = 1 << 20
 MAX_LINE = 16 << 20  # a power-of-two multiple of READ_SIZE
@@ -59,8 +62,8 @@ class RawStream:
         last line; a line longer than MAX_LINE is cut.
         """
         if self._fd is None:
-            try:
-                self._fd = os.open(self.path, os.O_RDONLY)
+            try:  # writable, so converted ranges can be punched out (see release_converted)
+                self._fd = os.open(self.path, os.O_RDWR)
             except FileNotFoundError:
                 return 0
         size = READ_SIZE
@@ -86,6 +89,13 @@ class RawStream:
         writer.write_lines(self.source, body, self.offset, end if body is data else len(body))
         release_converted(self._fd, converted_from, end)
         return end
+
+    def size(self) -> int:
+        """How much the script has written so far."""
+        try:
+            return os.fstat(self._fd).st_size if self._fd is not None else self.path.stat().st_size
+        except FileNotFoundError:
+            return 0
 
     def close(self) -> None:
         if self._fd is not None:
@@ -132,16 +142,30 @@ class OutputPump:
         return sum(stream.pump(self.writer, final) for stream in self.streams)
 
     async def finish(self, limit: int | None = None) -> None:
-        """Stop following and convert what is left (at most `limit` bytes when given)."""
+        """Stop following and convert what is there now (at most `limit` bytes when given).
+
+        Bounded by the sizes when it starts: a process that keeps writing after the script
+        ended (one that could not be killed) cannot keep the script from completing.
+        """
         await self._stop_following()
+        sizes = [stream.size() for stream in self.streams]
         drained = 0
         while limit is None or drained < limit:
+            if all(s.offset >= size for s, size in zip(self.streams, sizes, strict=True)):
+                break
             read = self.step()
             drained += read
             if not read:
                 break
             await asyncio.sleep(0)
         self.step(final=True)
+        self.close()
+
+    def close(self) -> None:
+        """Stop following at once and let go of the files (agent shutdown, errors)."""
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
         for stream in self.streams:
             stream.close()
 
@@ -154,7 +178,14 @@ class OutputPump:
     async def _follow(self) -> None:
         interval = 0.002
         while not self._stopped.is_set():
-            if self.step():
+            try:
+                moved = self.step()
+            except OSError as error:  # a full disk: keep the raw output, try again later
+                log.warning(
+                    "Could not convert script output in %s: %s", self.writer.directory, error
+                )
+                moved, interval = 0, IDLE_POLL_MAX
+            if moved:
                 interval = 0.002
                 await asyncio.sleep(0)
                 continue

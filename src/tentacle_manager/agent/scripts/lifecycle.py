@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 # Output already written when a script is abandoned is still converted, up to this much, so the
 # log shows what the script was doing; a runaway writer cannot delay the abandon.
 ABANDON_DRAIN_LIMIT = 4 << 20
+KILL_ROUNDS = 3
 
 
 @dataclass(frozen=True)
@@ -87,19 +88,21 @@ async def _execute(run: ScriptRun, command: StartScriptCommand, ctx: ScriptConte
     lease = await _acquire(run, command, ctx)
     if lease is None:
         return
-    if run.cancel_requested.is_set():
-        lease.release()
-        _end_before_start(
-            run,
-            "This task was canceled before it could start.",
-            ExitCode.CANCELED,
-            "Script execution canceled.",
-        )
-        return
-    launched = await _launch(run, command, ctx, lease)
-    if launched is not None:
-        entry, pump = launched
-        await _watch(run, lease, entry, pump, ctx)
+    try:
+        if run.cancel_requested.is_set():
+            _end_before_start(
+                run,
+                "This task was canceled before it could start.",
+                ExitCode.CANCELED,
+                "Script execution canceled.",
+            )
+            return
+        launched = _launch(run, command, ctx)
+        if launched is not None:
+            entry, pump = launched
+            await _watch(run, lease, entry, pump, ctx)
+    finally:
+        lease.release()  # whatever happened; releasing twice is harmless
 
 
 async def _acquire(run: ScriptRun, command: StartScriptCommand, ctx: ScriptContext) -> Lease | None:
@@ -135,8 +138,8 @@ def _end_before_start(run: ScriptRun, message: str | None, code: int, last_line:
     run.finish(code)
 
 
-async def _launch(
-    run: ScriptRun, command: StartScriptCommand, ctx: ScriptContext, lease: Lease
+def _launch(
+    run: ScriptRun, command: StartScriptCommand, ctx: ScriptContext
 ) -> tuple[EntryProcess, OutputPump] | None:
     workspace = run.workspace
     shell = ctx.shell
@@ -157,7 +160,6 @@ async def _launch(
             workspace.stderr_path,
         )
     except LaunchError as error:
-        lease.release()
         run.stderr(f"An exception was thrown when invoking {shell.executable}: {error.strerror}")
         run.finish(ExitCode.SHELL_INVOCATION_ERROR)
         return None
@@ -171,21 +173,29 @@ async def _launch(
 async def _watch(
     run: ScriptRun, lease: Lease, entry: EntryProcess, pump: OutputPump, ctx: ScriptContext
 ) -> None:
+    """Supervise to the end. A normal end releases the mutex only once the output and Complete
+    are on disk (so a restart never finds two holders); giving up releases it at once."""
     try:
-        outcome = await _supervise(run, entry, pump, ctx)
+        try:
+            outcome = await _supervise(run, entry, pump, ctx)
+        except BaseException:
+            pump.close()
+            raise
+        if outcome.gave_up:
+            lease.release()
+        await pump.finish(ABANDON_DRAIN_LIMIT if outcome.gave_up else None)
+        if outcome.abandoned:
+            run.stdout(ABANDONED_LINE)
+        if outcome.gave_up:
+            run.sweep = asyncio.get_running_loop().create_task(_sweep_survivors(run, ctx))
+        else:
+            run.debug(
+                f"Process {ctx.shell.executable} in {run.workspace.directory} exited with code "
+                f"{outcome.exit_code}"
+            )
+        run.finish(outcome.exit_code, outcome.ran_to_completion)
     finally:
         lease.release()
-    await pump.finish(ABANDON_DRAIN_LIMIT if outcome.gave_up else None)
-    if outcome.abandoned:
-        run.stdout(ABANDONED_LINE)
-    if outcome.gave_up:
-        run.sweep = asyncio.get_running_loop().create_task(_sweep_survivors(run, ctx))
-    else:
-        run.debug(
-            f"Process {ctx.shell.executable} in {run.workspace.directory} exited with code "
-            f"{outcome.exit_code}"
-        )
-    run.finish(outcome.exit_code, outcome.ran_to_completion)
 
 
 async def _supervise(
@@ -266,17 +276,24 @@ async def _reap_output_holders(run: ScriptRun, ctx: ScriptContext) -> list:
     try:
         remaining = asyncio.ensure_future(wait_until_dead(holders, grace))
         await asyncio.wait({remaining, cancel}, return_when=asyncio.FIRST_COMPLETED)
-        alive = remaining.result() if remaining.done() else holders
         remaining.cancel()
     finally:
         cancel.cancel()
-    if not alive:
-        return []
-    reached = ctx.signaller.send(alive, Rung.KILL)
-    run.debug(
-        f"Sent SIGKILL to {len(reached)} process(es) still holding the output: {describe(reached)}"
-    )
-    return await wait_until_dead(alive, ctx.settings.kill_grace)
+    # Scan again: a holder may have handed the output on (a child started during the grace).
+    alive = await loop.run_in_executor(None, run.processes.holding, paths)
+    for _ in range(KILL_ROUNDS):
+        if not alive:
+            return []
+        reached = ctx.signaller.send(alive, Rung.KILL)
+        run.debug(
+            f"Sent SIGKILL to {len(reached)} process(es) still holding the output: "
+            f"{describe(reached)}"
+        )
+        survivors = await wait_until_dead(alive, ctx.settings.kill_grace)
+        if survivors:
+            return survivors
+        alive = await loop.run_in_executor(None, run.processes.holding, paths)
+    return alive
 
 
 def _abandon(

@@ -131,7 +131,10 @@ class Quarantine:
     async def run(self) -> None:
         while True:
             await asyncio.sleep(self._retry_interval)
-            self.retry()
+            try:
+                self.retry()
+            except Exception:  # one bad entry must not end the retries for all the others
+                log.exception("Retrying quarantined processes failed")
 
     def _persist(self, entry: _Entry) -> None:
         store = entry.workspace.state

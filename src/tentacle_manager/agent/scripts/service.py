@@ -182,7 +182,8 @@ class ScriptService:
             await self._stop(run)
             if run.sweep is not None:
                 await run.sweep
-            del self._runs[ticket.key]
+            if self._runs.get(ticket.key) is run:  # a concurrent retry may have removed it
+                del self._runs[ticket.key]
         workspace = Workspace.for_ticket(self.work_root, ticket)
         if not workspace.exists():
             return

@@ -140,7 +140,11 @@ class OutputLogWriter:
         position = self.position
         ends = line_ends(body)
         header = _header(source, position.count, len(ends), len(body))
-        _write_all(self._log, (header, body))
+        try:
+            _write_all(self._log, (header, body))
+        except OSError:
+            os.ftruncate(self._log, position.size)  # no torn block behind the commit point
+            raise
         body_offset = position.size + len(header)
         # lines of this block whose record number is a multiple of the stride get an entry
         indexed = np.arange((-position.count) % INDEX_STRIDE, len(ends), INDEX_STRIDE)
