@@ -148,3 +148,19 @@ def test_pump_cuts_a_line_longer_than_the_limit(tmp_path, monkeypatch):
     pump.step(final=True)
     writer.close()
     assert lines(tmp_path) == ["short", "x" * 64, "x" * 36, "after"]
+
+
+@pytest.mark.parametrize("terminator", [b"\n", b"\r\n"])
+def test_a_line_cut_at_the_limit_does_not_leave_an_empty_record(tmp_path, monkeypatch, terminator):
+    from tentacle_manager.agent.process import output_pump
+
+    monkeypatch.setattr(output_pump, "READ_SIZE", 16)
+    monkeypatch.setattr(output_pump, "MAX_LINE", 64)
+    raw = tmp_path / "raw.out"
+    raw.write_bytes(b"a" * 64 + terminator + b"next\n")
+    writer = OutputLogWriter(tmp_path)
+    pump = OutputPump(writer, raw, tmp_path / "none.err")
+    while pump.step():
+        pass
+    writer.close()
+    assert lines(tmp_path) == ["a" * 64, "next"]

@@ -53,6 +53,7 @@ class RawStream:
         self.offset = offset  # raw bytes converted so far; always at a line boundary
         self._fd = fd
         self._buffer = bytearray()  # reused between reads: no allocation per megabyte
+        self._cut = False  # the last line was cut at MAX_LINE: its terminator is still to come
 
     def pump(self, writer: OutputLogWriter, final: bool) -> int:
         """Convert the complete lines that have arrived; returns the raw bytes consumed.
@@ -72,6 +73,13 @@ class RawStream:
                 self._buffer = bytearray(size)
             data = self._buffer
             read = os.preadv(self._fd, [memoryview(data)[:size]], self.offset)
+            if self._cut and read:
+                # the terminator of a line cut at MAX_LINE ends that line, not an empty one
+                self._cut = False
+                skip = 2 if data.startswith(b"\r\n", 0, read) else int(data[0] in b"\r\n")
+                if skip:
+                    self.offset += skip
+                    return skip
             end = _after_last_line(data, read, final)
             if end or read < size or size >= MAX_LINE:
                 break
@@ -82,6 +90,7 @@ class RawStream:
                 return 0
             end = read
             body = bytes(data[:read]).rstrip(b"\r") + b"\n"
+            self._cut = not final
         elif data.find(b"\r", 0, end) != -1:
             body = bytes(data[:end]).replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         converted_from = self.offset
