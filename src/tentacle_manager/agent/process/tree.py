@@ -12,7 +12,7 @@ import contextlib
 import os
 import signal
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -127,15 +127,22 @@ def processes_of_home(home: Path) -> list[psutil.Process]:
     `TentacleHome` every script inherits.
     """
     marker = str(home)
-    found = []
+    return [
+        process
+        for process, environ in tagged_processes()
+        if environ.get("TentacleHome", "").startswith(marker)
+    ]
+
+
+def tagged_processes() -> Iterator[tuple[psutil.Process, dict[str, str]]]:
+    """Every readable process carrying a tracking tag, with its environment (one full pass)."""
     for process in psutil.process_iter():
         try:
             environ = process.environ()
         except (psutil.Error, OSError):
             continue
-        if TRACKING_VARIABLE in environ and environ.get("TentacleHome", "").startswith(marker):
-            found.append(process)
-    return found
+        if TRACKING_VARIABLE in environ:
+            yield process, environ
 
 
 class Rung(Enum):

@@ -14,6 +14,7 @@ Every ticket with a state file is accounted for, and nothing runs twice:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +23,12 @@ import psutil
 
 from tentacle_manager.agent.process.entry import AdoptedEntry
 from tentacle_manager.agent.process.output_pump import OutputPump
-from tentacle_manager.agent.process.tree import TRACKING_VARIABLE, ScriptProcesses, is_alive
+from tentacle_manager.agent.process.tree import (
+    TRACKING_VARIABLE,
+    ScriptProcesses,
+    is_alive,
+    tagged_processes,
+)
 from tentacle_manager.agent.scripts.context import ScriptContext
 from tentacle_manager.agent.scripts.lifecycle import watch_adopted
 from tentacle_manager.agent.scripts.quarantine import revive
@@ -93,14 +99,13 @@ def _load_states(work_root: Path) -> Iterator[tuple[Workspace, ScriptState]]:
 def _entries_by_tag(tags: set[str]) -> dict[str, psutil.Process]:
     """The oldest live process carrying each tracking tag (one pass over all processes)."""
     entries: dict[str, psutil.Process] = {}
-    for process in psutil.process_iter(["create_time"]):
-        try:
-            tag = process.environ().get(TRACKING_VARIABLE)
-        except (psutil.Error, OSError):
+    for process, environ in tagged_processes():
+        tag = environ[TRACKING_VARIABLE]
+        if tag not in tags or not is_alive(process):
             continue
-        if tag in tags and is_alive(process):
+        with contextlib.suppress(psutil.Error):
             known = entries.get(tag)
-            if known is None or process.info["create_time"] < known.info["create_time"]:
+            if known is None or process.create_time() < known.create_time():
                 entries[tag] = process
     return entries
 
@@ -155,8 +160,7 @@ def _conclude(
         while pump.step():
             pass
         pump.step(final=True)
-        for stream in pump.streams:
-            stream.close()
+        pump.close()
         writer.write_text(ProcessOutputSource.STDOUT, message)
     finally:
         writer.close()

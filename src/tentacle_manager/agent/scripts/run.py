@@ -12,6 +12,7 @@ from tentacle_manager.agent.workspace.state import ScriptState, TrackedProcess
 from tentacle_manager.agent.workspace.workspace import Workspace
 from tentacle_manager.contracts import (
     ExitCode,
+    ProcessOutput,
     ProcessOutputSource,
     ProcessState,
     ScriptIsolationLevel,
@@ -98,21 +99,12 @@ class ScriptRun:
         self.save()
         self.writer.close()
         self.workspace.discard_raw_output()
-        self.phase = (
-            ScriptPhase.ABANDONED if exit_code == ExitCode.ABANDONED else ScriptPhase.COMPLETE
-        )
+        self.phase = phase_of(self.state)
         self.finished.set()
 
     def status(self, after: int) -> ScriptStatusResponse:
         self.flush()
-        logs, next_sequence = self.writer.read(after)
-        return ScriptStatusResponse.model_construct(
-            ticket=self.ticket,
-            state=self.state.state,
-            exit_code=self.state.reported_exit_code,
-            logs=logs,
-            next_log_sequence=next_sequence,
-        )
+        return _response(self.ticket, self.state, self.writer.read(after))
 
     def summary(self) -> ScriptSummary:
         self.flush()
@@ -147,9 +139,17 @@ def summarise(
 
 
 def status_from_disk(workspace: Workspace, state: ScriptState, after: int) -> ScriptStatusResponse:
-    logs, next_sequence = read_records(workspace.directory, after)
+    return _response(
+        ScriptTicket(task_id=state.ticket), state, read_records(workspace.directory, after)
+    )
+
+
+def _response(
+    ticket: ScriptTicket, state: ScriptState, records: tuple[list[ProcessOutput], int]
+) -> ScriptStatusResponse:
+    logs, next_sequence = records
     return ScriptStatusResponse.model_construct(
-        ticket=ScriptTicket(task_id=state.ticket),
+        ticket=ticket,
         state=state.state,
         exit_code=state.reported_exit_code,
         logs=logs,
