@@ -429,3 +429,48 @@ def validation_problems(error: ValidationError, whole: str) -> dict[str, str]:
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+# --- admin verbs of the API --------------------------------------------------------------------
+
+
+class ScriptList(Contract):
+    scripts: list[ScriptSummary]
+    quarantined: list[QuarantineEntry]
+
+
+class MutexSnapshot(Contract):
+    mutexes: list[MutexState]
+
+
+class AgentHealth(Contract):
+    version: str
+    instance: str
+    pid: int
+    started: datetime
+    accepting_scripts: bool
+    scripts_running: int
+    scripts_known: int
+    log_level: str
+
+
+LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "WARNING", "ERROR")
+
+
+class LogLevelSetting(Contract):
+    level: str
+
+    @field_validator("level")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        if value.upper() not in LOG_LEVELS:
+            raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
+        return value.upper()
+
+
+class ApiError(Contract):
+    """The body of every 4xx and 5xx answer: what went wrong, each field's rule, the remedy."""
+
+    error: str
+    problems: dict[str, str] = Field(default_factory=dict)
+    remedy: str | None = None

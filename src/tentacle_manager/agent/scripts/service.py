@@ -206,6 +206,10 @@ class ScriptService:
                 error,
             )
 
+    @property
+    def accepting(self) -> bool:
+        return self._accepting
+
     def capabilities(self) -> CapabilitiesResponse:
         return CapabilitiesResponse(supported_capabilities=[c.value for c in Capability])
 
