@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from tentacle_manager.agent.scripts import ScriptService
+from tests.api_support import Pki
 from tests.support import ServiceFactory, fast_settings, kill_strays
 
 
@@ -37,3 +38,9 @@ async def make_service(tmp_path: Path) -> AsyncIterator[ServiceFactory]:
 @pytest.fixture
 async def service(make_service: ServiceFactory) -> ScriptService:
     return await make_service()
+
+
+@pytest.fixture(scope="session")
+def pki() -> Pki:
+    """Certificates for the agent and its callers; RSA keys are slow, so made once."""
+    return Pki.create()

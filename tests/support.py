@@ -7,7 +7,7 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import psutil
 
@@ -63,8 +63,14 @@ def start_command(
     )
 
 
+class StatusSource(Protocol):
+    """A script service, or any client of one."""
+
+    async def get_status(self, request: ScriptStatusRequest) -> ScriptStatusResponse: ...
+
+
 async def wait_for_status(
-    service: ScriptService,
+    service: StatusSource,
     name: str,
     predicate: Callable[[ScriptStatusResponse], bool],
     timeout: float = 15.0,
@@ -82,7 +88,7 @@ async def wait_for_status(
 
 
 async def wait_complete(
-    service: ScriptService, name: str, timeout: float = 15.0
+    service: StatusSource, name: str, timeout: float = 15.0
 ) -> ScriptStatusResponse:
     return await wait_for_status(service, name, lambda s: s.state is ProcessState.COMPLETE, timeout)
 

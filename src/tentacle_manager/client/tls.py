@@ -15,10 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
 
-from tentacle_manager.agent.api.trust import thumbprint_of
 from tentacle_manager.client.protocol import AgentUnavailableError
+from tentacle_manager.instances.certificates import thumbprint, thumbprint_of_der
 
 PROBE_TIMEOUT = 10.0
 
@@ -33,10 +32,7 @@ class ClientIdentity:
 
     @property
     def thumbprint(self) -> str:
-        der = x509.load_pem_x509_certificate(self.certificate.read_bytes()).public_bytes(
-            Encoding.DER
-        )
-        return thumbprint_of(der)
+        return thumbprint(x509.load_pem_x509_certificate(self.certificate.read_bytes()))
 
 
 class AgentIdentityError(ConnectionError):
@@ -83,6 +79,7 @@ def pinned_context(identity: ClientIdentity, agent_certificate: bytes) -> ssl.SS
     # IP address, by names that change, or through port forwards.
     context.check_hostname = False
     context.verify_mode = ssl.CERT_REQUIRED
+    context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN  # see agent.api.tls
     context.load_verify_locations(cadata=agent_certificate)
     context.load_cert_chain(identity.certificate, identity.private_key, identity.passphrase)
     return context
@@ -93,7 +90,7 @@ async def connect_context(
 ) -> ssl.SSLContext:
     """Resolve the expected thumbprint to the agent's certificate and build the pinned context."""
     der = await fetch_agent_certificate(host, port)
-    presented = thumbprint_of(der)
+    presented = thumbprint_of_der(der)
     if presented != expected_thumbprint.upper():
         raise AgentIdentityError(f"{host}:{port}", presented, expected_thumbprint.upper())
     context = pinned_context(identity, der)

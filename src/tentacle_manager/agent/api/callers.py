@@ -12,7 +12,8 @@ import logging
 from aiohttp import web
 
 from tentacle_manager.agent.api.errors import Handler, error_response
-from tentacle_manager.agent.api.trust import Role, TrustList, thumbprint_of
+from tentacle_manager.agent.api.trust import Role, TrustList
+from tentacle_manager.instances.certificates import thumbprint_of_der
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ async def require_trusted_caller(request: web.Request, handler: Handler) -> web.
             request.remote,
             "no client certificate was presented"
             if der is None
-            else f"certificate {thumbprint_of(der)} is not trusted",
+            else f"certificate {thumbprint_of_der(der)} is not trusted",
             ", ".join(trust.thumbprints) or "none",
         )
         return error_response(

@@ -15,7 +15,8 @@ from collections.abc import Callable
 from typing import Any
 
 from tentacle_manager.agent.api.tls import presented_certificate
-from tentacle_manager.agent.api.trust import TrustList, thumbprint_of
+from tentacle_manager.agent.api.trust import TrustList
+from tentacle_manager.instances.certificates import thumbprint_of_der
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,9 @@ class TlsGate(asyncio.Protocol):
         self, raw: asyncio.Transport, tls_protocol: object, error: BaseException
     ) -> None:
         der = presented_certificate(getattr(tls_protocol, "_sslobj", None))
-        presented = thumbprint_of(der) if der else "none" if _no_certificate(error) else "unknown"
+        presented = (
+            thumbprint_of_der(der) if der else "none" if _no_certificate(error) else "unknown"
+        )
         log.warning(
             "Refused a TLS connection from %s: %s. Presented certificate: %s. Trusted: %s",
             _peer(raw),

@@ -37,6 +37,7 @@ from tentacle_manager.contracts import (
 log = logging.getLogger(__name__)
 
 HEARTBEAT_SECONDS = 15.0
+LIVENESS_SECONDS = 0.5  # how soon a stream notices that its caller left or the agent stops
 PACKAGE_LOGGER = "tentacle_manager"
 
 
@@ -50,6 +51,7 @@ class AgentFacts:
 
 SERVICE = web.AppKey("service", ScriptService)
 FACTS = web.AppKey("facts", AgentFacts)
+STOPPING = web.AppKey("stopping", asyncio.Event)
 
 
 def add_routes(app: web.Application) -> None:
@@ -130,11 +132,10 @@ async def mutexes(request: web.Request) -> web.Response:
 
 
 async def mutex_events(request: web.Request) -> web.StreamResponse:
-    """The snapshot, then every change as one JSON object per line, until the caller leaves.
-
-    A blank line every HEARTBEAT_SECONDS lets both ends notice a dead connection.
-    """
+    """The snapshot, then every change as one JSON object per line, until the caller leaves or
+    the agent stops. A blank line every HEARTBEAT_SECONDS keeps proxies from timing it out."""
     service = request.app[SERVICE]
+    stopping = request.app[STOPPING]
     events: asyncio.Queue[MutexEvent] = asyncio.Queue()
     unsubscribe = service.isolation.subscribe(events.put_nowait)
     response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
@@ -142,18 +143,26 @@ async def mutex_events(request: web.Request) -> web.StreamResponse:
         await response.prepare(request)
         snapshot = MutexSnapshot(mutexes=service.isolation.snapshot())
         await response.write(snapshot.to_json().encode() + b"\n")
-        while True:
+        quiet = 0.0
+        while not stopping.is_set() and not _caller_left(request):
             try:
-                event = await asyncio.wait_for(events.get(), HEARTBEAT_SECONDS)
+                event = await asyncio.wait_for(events.get(), LIVENESS_SECONDS)
             except TimeoutError:
-                await response.write(b"\n")
+                quiet += LIVENESS_SECONDS
+                if quiet >= HEARTBEAT_SECONDS:
+                    quiet = 0.0
+                    await response.write(b"\n")
                 continue
             await response.write(event.to_json().encode() + b"\n")
-    except (ConnectionResetError, asyncio.CancelledError):
+    except ConnectionResetError:
         pass
     finally:
         unsubscribe()
     return response
+
+
+def _caller_left(request: web.Request) -> bool:
+    return request.transport is None or request.transport.is_closing()
 
 
 async def health(request: web.Request) -> web.Response:

@@ -12,7 +12,7 @@ from aiohttp import web
 from tentacle_manager.agent.api.callers import TRUST, require_trusted_caller
 from tentacle_manager.agent.api.errors import errors_as_json
 from tentacle_manager.agent.api.gate import TlsGate
-from tentacle_manager.agent.api.routes import FACTS, SERVICE, AgentFacts, add_routes
+from tentacle_manager.agent.api.routes import FACTS, SERVICE, STOPPING, AgentFacts, add_routes
 from tentacle_manager.agent.api.tls import ServerIdentity, server_context
 from tentacle_manager.agent.api.trust import TrustList
 from tentacle_manager.agent.scripts import ScriptService
@@ -49,6 +49,7 @@ class AgentApiServer:
         app[SERVICE] = service
         app[FACTS] = facts
         app[TRUST] = trust
+        app[STOPPING] = self._stopping = asyncio.Event()
         add_routes(app)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         self._server: asyncio.Server | None = None
@@ -72,6 +73,7 @@ class AgentApiServer:
 
     async def stop(self) -> None:
         """Stop listening, close open connections, and let in-flight requests end."""
+        self._stopping.set()
         server, self._server = self._server, None
         if server is not None:
             server.close()

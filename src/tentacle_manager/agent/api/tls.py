@@ -45,6 +45,10 @@ def server_context(identity: ServerIdentity, trust: TrustList) -> ssl.SSLContext
     context.minimum_version = ssl.TLSVersion.TLSv1_3
     context.load_cert_chain(identity.certificate, identity.private_key, identity.passphrase)
     context.verify_mode = ssl.CERT_OPTIONAL
+    # Every Tentacle certificate has the same subject and no key identifiers, so OpenSSL
+    # cannot tell the trusted ones apart by name; with a partial chain allowed it accepts a
+    # client certificate that is itself in the trust store, which is exactly pinning.
+    context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
     if len(trust):
         context.load_verify_locations(cadata=trust.anchors_pem())
     try:

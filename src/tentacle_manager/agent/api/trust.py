@@ -7,7 +7,6 @@ so an expired certificate or one merely claiming a trusted name is refused by Op
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -15,15 +14,12 @@ from enum import StrEnum
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from tentacle_manager.instances.certificates import thumbprint, thumbprint_of_der
+
 
 class Role(StrEnum):
     ADMIN = "admin"  # the local admin certificate created with the instance
     SERVER = "server"  # a remote orchestrator added with `configure --trust`
-
-
-def thumbprint_of(der: bytes) -> str:
-    """Tentacle's thumbprint: SHA-1 of the DER certificate, 40 upper-case hex digits."""
-    return hashlib.sha1(der, usedforsecurity=False).hexdigest().upper()
 
 
 @dataclass(frozen=True)
@@ -32,12 +28,8 @@ class TrustedClient:
     role: Role
 
     @property
-    def der(self) -> bytes:
-        return self.certificate.public_bytes(Encoding.DER)
-
-    @property
     def thumbprint(self) -> str:
-        return thumbprint_of(self.der)
+        return thumbprint(self.certificate)
 
 
 class TrustList:
@@ -49,7 +41,7 @@ class TrustList:
     def role_of(self, der: bytes | None) -> Role | None:
         if der is None:
             return None
-        client = self._by_thumbprint.get(thumbprint_of(der))
+        client = self._by_thumbprint.get(thumbprint_of_der(der))
         return client.role if client else None
 
     @property

@@ -1,0 +1,1 @@
+"""Instances: registry, configuration, home layout, certificates and secrets of each Tentacle."""
