@@ -22,6 +22,9 @@ log = logging.getLogger(__name__)
 # A StartScriptCommand carries its script files inline; 32 MiB is far more than any real
 # script and far less than what would hurt the agent.
 DEFAULT_MAX_BODY = 32 * 1024 * 1024
+# How long requests in flight may finish when the agent stops. A start request still waiting
+# for its script is then cut short; the script keeps running and the next agent adopts it.
+SHUTDOWN_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -51,7 +54,9 @@ class AgentApiServer:
         app[TRUST] = trust
         app[STOPPING] = self._stopping = asyncio.Event()
         add_routes(app)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(
+            app, access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_SECONDS
+        )
         self._server: asyncio.Server | None = None
 
     async def start(self, listen: Listen) -> list[tuple[str, int]]:

@@ -102,9 +102,13 @@ class ScriptService:
         ]
         self._accepting = True
 
+    def stop_accepting(self) -> None:
+        """Refuse new scripts from now on; running ones carry on."""
+        self._accepting = False
+
     async def close(self) -> None:
         """Stop accepting scripts and let go of running ones, leaving them re-adoptable."""
-        self._accepting = False
+        self.stop_accepting()
         tasks = [*self._background, *(r.task for r in self._runs.values() if r.task)]
         tasks += [r.sweep for r in self._runs.values() if r.sweep]
         for task in tasks:
