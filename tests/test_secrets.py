@@ -1,4 +1,4 @@
-"""Secrets: atomic writes, the owner-only file store, store choice, and the AES-GCM cipher."""
+"""Secrets: the owner-only file store, store choice, and the AES-GCM cipher."""
 
 from __future__ import annotations
 
@@ -20,13 +20,11 @@ from tentacle_manager.instances.secrets import (
     FALLBACK_WARNING,
     KeyringStore,
     OwnerOnlyFileStore,
-    PendingFile,
     SecretCipher,
     SecretCipherError,
     SecretStoreError,
     choose_store,
     diagnose,
-    write_atomically,
 )
 
 NOBODY = 65534
@@ -90,44 +88,6 @@ def store(store_path: Path) -> OwnerOnlyFileStore:
 
 def _mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
-
-
-# --- atomic writes --------------------------------------------------------------------------
-
-
-def test_write_atomically_sets_modes_and_leaves_no_temp_files(tmp_path: Path) -> None:
-    (tmp_path / "a").write_bytes(b"old")
-    write_atomically(
-        PendingFile(tmp_path / "a", b"new a", 0o600), PendingFile(tmp_path / "b", b"b", 0o644)
-    )
-    assert (tmp_path / "a").read_bytes() == b"new a"
-    assert (_mode(tmp_path / "a"), _mode(tmp_path / "b")) == (0o600, 0o644)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b"]
-
-
-def test_write_atomically_changes_nothing_when_staging_fails(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    (tmp_path / "a").write_bytes(b"old a")
-    (tmp_path / "b").write_bytes(b"old b")
-    real_fsync = os.fsync
-    calls: list[int] = []
-
-    def failing_second_fsync(fd: int) -> None:
-        calls.append(fd)
-        if len(calls) == 2:
-            raise OSError(28, "No space left on device")
-        real_fsync(fd)
-
-    monkeypatch.setattr(os, "fsync", failing_second_fsync)
-    with pytest.raises(OSError, match="No space left"):
-        write_atomically(
-            PendingFile(tmp_path / "a", b"new a", 0o600),
-            PendingFile(tmp_path / "b", b"new b", 0o600),
-        )
-    assert (tmp_path / "a").read_bytes() == b"old a"
-    assert (tmp_path / "b").read_bytes() == b"old b"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b"]
 
 
 # --- the owner-only file store --------------------------------------------------------------

@@ -24,12 +24,12 @@ from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, Pub
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
 
-from tentacle_manager.instances.errors import InstanceError
-from tentacle_manager.instances.secrets import (
+from tentacle_manager.instances.atomic_files import (
     PendingFile,
     make_private_directory,
     write_atomically,
 )
+from tentacle_manager.instances.errors import InstanceError
 
 DEFAULT_COMMON_NAME = "Octopus Tentacle"
 MINIMUM_KEY_SIZE = 2048

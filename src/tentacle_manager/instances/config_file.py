@@ -17,8 +17,6 @@ import fcntl
 import getpass
 import os
 import re
-import stat
-import tempfile
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -26,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from xml.parsers import expat
 
+from tentacle_manager.instances.atomic_files import PendingFile, write_atomically
 from tentacle_manager.instances.errors import ConfigFileError, SettingError
 
 EMPTY_DOCUMENT = b"<?xml version='1.0' encoding='UTF-8' ?><octopus-settings></octopus-settings>"
@@ -245,7 +244,7 @@ class SettingsFile:
             before = values.items()
             yield values
             if values.items() != before:
-                write_atomically(self.path, values.to_xml(), CONFIG_FILE_MODE)
+                replace_file(self.path, values.to_xml(), CONFIG_FILE_MODE)
 
     def create_empty(self) -> bool:
         """Create the folder and Tentacle's exact empty document if the file is missing.
@@ -259,7 +258,7 @@ class SettingsFile:
         with locked(self.path):
             if self.path.exists():
                 return False
-            write_atomically(self.path, EMPTY_DOCUMENT, CONFIG_FILE_MODE)
+            replace_file(self.path, EMPTY_DOCUMENT, CONFIG_FILE_MODE)
             return True
 
     def _load(self) -> list[Setting]:
@@ -297,52 +296,18 @@ def locked(path: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def write_atomically(path: Path, data: bytes, new_file_mode: int) -> None:
+def replace_file(path: Path, data: bytes, new_file_mode: int) -> None:
     """Replace `path` with `data` so a reader or a crash sees the old file or the new, whole.
 
-    The temp file sits in the same folder (a rename is only atomic within one file system),
-    takes the replaced file's mode, and its owner when running as root, so a root `configure`
-    does not lock the service account out of its own file. Call it under `locked(path)`.
+    An existing file keeps its mode, and its owner when running as root, so a root `configure`
+    does not lock the service account out of its own file; `new_file_mode` is for a new one.
+    A failure becomes a ConfigFileError that names the user, since permissions are the usual
+    cause. Call it under `locked(path)`.
     """
     try:
-        fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        write_atomically(PendingFile(path, data, new_file_mode, keep_identity=True))
     except OSError as error:
         raise write_error(path, error) from error
-    temp = Path(temp_name)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-            _take_over_identity(handle.fileno(), path, new_file_mode)
-        os.replace(temp, path)
-        _fsync_folder(path.parent)
-    except OSError as error:
-        temp.unlink(missing_ok=True)
-        raise write_error(path, error) from error
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-
-
-def _take_over_identity(fd: int, path: Path, new_file_mode: int) -> None:
-    try:
-        current = os.stat(path)
-    except FileNotFoundError:
-        os.fchmod(fd, new_file_mode)
-        return
-    os.fchmod(fd, stat.S_IMODE(current.st_mode))
-    if os.geteuid() == 0:
-        os.fchown(fd, current.st_uid, current.st_gid)
-
-
-def _fsync_folder(folder: Path) -> None:
-    """Make the rename durable: without this a power cut can bring the old file back."""
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def write_error(path: Path, error: OSError) -> ConfigFileError:

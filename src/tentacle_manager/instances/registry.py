@@ -29,7 +29,7 @@ from tentacle_manager.instances.config_file import (
     SettingsFile,
     current_user,
     locked,
-    write_atomically,
+    replace_file,
     write_error,
 )
 from tentacle_manager.instances.errors import (
@@ -196,7 +196,7 @@ class InstanceRegistry:
                 )
             document = {"Name": stored_name, "ConfigurationFilePath": str(configuration_file_path)}
             data = json.dumps(document, indent=2, ensure_ascii=False).encode()
-            write_atomically(index_file, data, INDEX_FILE_MODE)
+            replace_file(index_file, data, INDEX_FILE_MODE)
         return InstanceRecord(stored_name, configuration_file_path, index_file)
 
 

@@ -15,13 +15,12 @@ import fcntl
 import json
 import os
 import stat
-import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Protocol
 
 import keyring
 import keyring.backend
@@ -30,6 +29,11 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from keyring.backends import chainer, fail, null
 
+from tentacle_manager.instances.atomic_files import (
+    PendingFile,
+    make_private_directory,
+    write_atomically,
+)
 from tentacle_manager.instances.errors import InstanceError
 
 OVERRIDE_VARIABLE = "TENTACLE_SECRET_STORE"
@@ -67,68 +71,6 @@ class SecretStore(Protocol):
     def set(self, name: str, value: str) -> None: ...
 
     def delete(self, name: str) -> None: ...
-
-
-class PendingFile(NamedTuple):
-    path: Path
-    data: bytes
-    mode: int
-
-
-def write_atomically(*files: PendingFile) -> None:
-    """Replace each file so a reader sees its old content or its new, never a mix.
-
-    Every file is staged (written to a sibling temp file with its final mode, and fsynced)
-    before any is renamed into place, so a failure while writing (a full disk, a bad
-    directory) changes none of them. The temp file is created 0600, so a secret is never
-    readable by others, not even for a moment.
-    """
-    staged: list[tuple[Path, Path]] = []
-    try:
-        for pending in files:
-            staged.append((_stage(pending), pending.path))
-        for temp, path in staged:
-            os.replace(temp, path)
-    except BaseException:
-        for temp, _ in staged:
-            with suppress(FileNotFoundError):
-                temp.unlink()
-        raise
-    for directory in {path.parent for _, path in staged}:
-        _fsync_directory(directory)
-
-
-def _stage(pending: PendingFile) -> Path:
-    fd, name = tempfile.mkstemp(dir=pending.path.parent, prefix=f".{pending.path.name}.")
-    temp = Path(name)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            os.fchmod(handle.fileno(), pending.mode)
-            handle.write(pending.data)
-            handle.flush()
-            os.fsync(handle.fileno())
-    except BaseException:
-        temp.unlink()
-        raise
-    return temp
-
-
-def make_private_directory(directory: Path) -> None:
-    """Create `directory` for its owner only; an existing one is left as it is, to be checked."""
-    try:
-        directory.mkdir(parents=True, mode=0o700)
-    except FileExistsError:
-        return
-    directory.chmod(0o700)  # mkdir's mode is filtered by the umask
-
-
-def _fsync_directory(directory: Path) -> None:
-    """Make the renames durable: without this a power cut can bring the old file back."""
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _check_name(name: object) -> None:
