@@ -1,7 +1,7 @@
 """Run every benchmark, each in a fresh interpreter, then summarise; exit 1 if a target is missed.
 
 Usage: python -m benchmarks.run_all [--quick] [--profile] [name ...]
-Names are module suffixes (overhead, cancel_abandon, output, status, mutex); default: all.
+Names are module suffixes (overhead, cancel_abandon, output, status, mutex, api); default: all.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ BENCHMARKS = {
     "output": "output",
     "status": "status",
     "mutex": "mutex",
+    "api": "api",
 }
 TIMEOUT = 900  # seconds per benchmark; a hung one is reported, not waited on for ever
 

@@ -137,7 +137,8 @@ def test_only_the_complete_lines_are_written(tmp_path, tail):
 def test_pump_cuts_a_line_longer_than_the_limit(tmp_path, monkeypatch):
     from tentacle_manager.agent.process import output_pump
 
-    monkeypatch.setattr(output_pump, "READ_SIZE", 16)
+    monkeypatch.setattr(output_pump, "FIRST_READ_SIZE", 16)
+    monkeypatch.setattr(output_pump, "READ_SIZE", 32)
     monkeypatch.setattr(output_pump, "MAX_LINE", 64)
     raw = tmp_path / "raw.out"
     raw.write_bytes(b"short\n" + b"x" * 100 + b"\nafter\n")
@@ -154,7 +155,8 @@ def test_pump_cuts_a_line_longer_than_the_limit(tmp_path, monkeypatch):
 def test_a_line_cut_at_the_limit_does_not_leave_an_empty_record(tmp_path, monkeypatch, terminator):
     from tentacle_manager.agent.process import output_pump
 
-    monkeypatch.setattr(output_pump, "READ_SIZE", 16)
+    monkeypatch.setattr(output_pump, "FIRST_READ_SIZE", 16)
+    monkeypatch.setattr(output_pump, "READ_SIZE", 32)
     monkeypatch.setattr(output_pump, "MAX_LINE", 64)
     raw = tmp_path / "raw.out"
     raw.write_bytes(b"a" * 64 + terminator + b"next\n")

@@ -104,9 +104,8 @@ class _Waiting(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self._received.append(data)
 
-    def eof_received(self) -> bool:
+    def eof_received(self) -> None:
         self._eof = True
-        return True
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost = (exc,)

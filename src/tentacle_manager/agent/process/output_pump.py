@@ -21,8 +21,9 @@ from tentacle_manager.contracts import ProcessOutputSource
 
 log = logging.getLogger(__name__)
 
-READ_SIZE = 1 << 20
-MAX_LINE = 16 << 20  # a power-of-two multiple of READ_SIZE
+FIRST_READ_SIZE = 64 << 10
+READ_SIZE = 1 << 20  # what a busy stream grows to
+MAX_LINE = 16 << 20  # a power-of-two multiple of the read sizes
 IDLE_POLL_MAX = 0.05
 
 
@@ -53,6 +54,9 @@ class RawStream:
         self.offset = offset  # raw bytes converted so far; always at a line boundary
         self._fd = fd
         self._buffer = bytearray()  # reused between reads: no allocation per megabyte
+        # Quiet streams keep a small buffer: 200 scripts with a megabyte each would cost the
+        # agent 400 MB, since the allocator hands out memory it has already touched.
+        self._read_size = FIRST_READ_SIZE
         self._cut = False  # the last line was cut at MAX_LINE: its terminator is still to come
 
     def pump(self, writer: OutputLogWriter, final: bool) -> int:
@@ -67,12 +71,14 @@ class RawStream:
                 self._fd = os.open(self.path, os.O_RDWR)
             except FileNotFoundError:
                 return 0
-        size = READ_SIZE
+        size = self._read_size
         while True:
             if len(self._buffer) < size:
                 self._buffer = bytearray(size)
             data = self._buffer
             read = os.preadv(self._fd, [memoryview(data)[:size]], self.offset)
+            if read == size and self._read_size < READ_SIZE:
+                self._read_size *= 2  # a busy stream: read more at once
             if self._cut and read:
                 # the terminator of a line cut at MAX_LINE ends that line, not an empty one
                 self._cut = False
