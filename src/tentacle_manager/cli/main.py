@@ -2,33 +2,22 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Sequence
 
-from tentacle_manager import __version__
-from tentacle_manager.cli import run_script
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="tentacle", description="Tentacle Manager's agent command line."
-    )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    verbs = parser.add_subparsers(dest="verb", required=True, metavar="<verb>")
-    run_script.register(verbs)
-    return parser
+from tentacle_manager.cli.verb import Console
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    return int(args.handler(args))
+    from tentacle_manager.cli.commands import VERBS
+    from tentacle_manager.cli.program import run
+
+    return run(VERBS, list(sys.argv[1:] if argv is None else argv), Console())
 
 
 def manager_main(argv: Sequence[str] | None = None) -> int:
-    """Until the manager window exists, the manager runs a demonstration script through the
-    script service and shows its output, cancel ladder and exit code."""
+    """Until the manager window exists, the manager runs a demonstration script through an
+    embedded script service and shows its output, cancel ladder and exit code."""
     return main(["run-script", "--demo", *(sys.argv[1:] if argv is None else argv)])
 
 

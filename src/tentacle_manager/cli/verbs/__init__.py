@@ -1,0 +1,1 @@
+"""The verbs of the `tentacle` program, one module per subject."""
