@@ -32,5 +32,6 @@ def test_run_script_failing_body_exits_one(tmp_path):
 
 def test_unreadable_file_names_the_option(tmp_path):
     result = tentacle("run-script", "--file", str(tmp_path / "missing.sh"), home=tmp_path)
-    assert result.returncode == 2
+    assert result.returncode == 1  # a controlled failure: one line, the option named
     assert "--file" in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
