@@ -172,12 +172,27 @@ async def test_install_run_cancel_abandon_restart_uninstall(machine: Machine) ->
         await _agent_ready(agent)
         adopted = await wait_complete(agent, "across-restart", timeout=30)
         assert marker.read_text().strip() == "done"  # it ran to its end, once
-        assert any("re-adopted" in record.text for record in adopted.logs), [r.text for r in adopted.logs]
+        assert any("re-adopted" in record.text for record in adopted.logs), [
+            r.text for r in adopted.logs
+        ]
         # Its end is observed; its exit status went to the old agent (see test_restart.py).
         assert adopted.exit_code == ExitCode.UNKNOWN_RESULT
 
         listed = t("list-scripts", f"--instance={INSTANCE}", "--format=json")
         assert "across-restart" in listed.stdout
+        assert "alive" in t("livez", f"--instance={INSTANCE}").stdout
+
+        # a two-step task file against this agent, from the CLI
+        task_file = machine.root / "deploy.toml"
+        task_file.write_text(
+            f'name = "Deploy"\n[agents.web]\nurl = "{address}"\n'
+            f'thumbprint = "{agent_thumbprint}"\n'
+            '[[steps]]\nname = "one"\nagents = ["web"]\nscript = "echo step-one"\n'
+            '[[steps]]\nname = "two"\nagents = ["web"]\nscript = "echo step-two"\n'
+        )
+        task = t("run-task", f"--instance={INSTANCE}", str(task_file))
+        assert "[one @ web] step-one" in task.stdout and "[two @ web] step-two" in task.stdout
+        assert "Task Deploy: succeeded" in task.stderr
 
     t("service", f"--instance={INSTANCE}", "--stop", "--uninstall", "--manager=supervisor")
     status = t("service", f"--instance={INSTANCE}", "--status", "--manager=supervisor")

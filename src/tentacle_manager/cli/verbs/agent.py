@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import signal
 import time
@@ -42,12 +41,11 @@ async def _serve_until_signalled(plan: AgentPlan) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for number in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError):  # Windows: Ctrl-C raises instead
+        try:
             loop.add_signal_handler(number, stop.set)
-    try:
-        await serve(plan, stop)
-    except KeyboardInterrupt:
-        stop.set()
+        except NotImplementedError:  # Windows: no loop signal handlers, but signal.signal works
+            signal.signal(number, lambda *_: loop.call_soon_threadsafe(stop.set))
+    await serve(plan, stop)
 
 
 def _livez_options(parser: argparse.ArgumentParser) -> None:
