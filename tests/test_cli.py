@@ -35,3 +35,31 @@ def test_unreadable_file_names_the_option(tmp_path):
     assert result.returncode == 1  # a controlled failure: one line, the option named
     assert "--file" in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_the_catalogue_names_every_verb_and_alias_exactly_once():
+    """commands.VERB_MODULES lets a command import only its own verb's module; it must agree
+    with what the modules define."""
+    import pkgutil
+
+    from tentacle_manager.cli import commands, verbs
+
+    defined = {}
+    for module in pkgutil.iter_modules(verbs.__path__):
+        for verb in getattr(
+            commands.importlib.import_module(f"{verbs.__name__}.{module.name}"), "VERBS", []
+        ):
+            for word in (verb.name, *verb.aliases):
+                assert word not in defined, f"{word} defined twice"
+                defined[word] = module.name
+    assert defined == commands.VERB_MODULES
+
+
+def test_a_light_command_does_not_load_the_agent_or_the_http_stack():
+    probe = (
+        "import sys; from tentacle_manager.cli.main import main; main(['version']); "
+        "print(); print(sorted(m for m in ('aiohttp', 'pydantic', 'cryptography') "
+        "if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert result.stdout.splitlines()[-1] == "[]", result.stdout

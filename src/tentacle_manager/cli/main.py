@@ -9,10 +9,9 @@ from tentacle_manager.cli.verb import Console
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from tentacle_manager.cli.commands import VERBS
     from tentacle_manager.cli.program import run
 
-    return run(VERBS, list(sys.argv[1:] if argv is None else argv), Console())
+    return run(list(sys.argv[1:] if argv is None else argv), Console())
 
 
 def manager_main(argv: Sequence[str] | None = None) -> int:

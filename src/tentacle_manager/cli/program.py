@@ -7,6 +7,7 @@ import argparse
 import logging
 from collections.abc import Sequence
 
+from tentacle_manager.cli import commands
 from tentacle_manager.cli.parsing import TentacleArgumentParser, command_word, normalise
 from tentacle_manager.cli.verb import (
     EXIT_FAILED,
@@ -16,9 +17,6 @@ from tentacle_manager.cli.verb import (
     Console,
     Verb,
 )
-from tentacle_manager.contracts import ProblemsError
-from tentacle_manager.instances.errors import InstanceError
-from tentacle_manager.platform.services.spec import ServiceError
 
 log = logging.getLogger(__name__)
 
@@ -34,41 +32,54 @@ def build_parser(verb: Verb) -> argparse.ArgumentParser:
     return parser
 
 
-def run(verbs: Sequence[Verb], argv: Sequence[str], console: Console) -> int:
+def run(argv: Sequence[str], console: Console) -> int:
     from tentacle_manager.cli.verbs.help import show_help
 
     if not argv:
-        show_help(verbs, None, "text", console)
+        show_help(None, "text", console)
         return EXIT_USAGE
     word, rest = command_word(argv[0]), list(argv[1:])
-    verb = find(verbs, word)
+    verb = commands.find(word)
     if verb is None:
         console.error(f"Command '{word}' is not supported")
         console.payload("See 'Tentacle help'")
         return EXIT_USAGE
     if any(command_word(token) in ("help", "?") and token.startswith(("-", "/")) for token in rest):
-        show_help(verbs, verb, _format_in(rest), console)
+        show_help(verb, _format_in(rest), console)
         return 0
     try:
         return _run(verb, rest, console)
     except CliError as error:
         console.error(error.one_line())
         return error.code
-    except InstanceError as error:
-        console.error(error.one_line())
-        return EXIT_FAILED
-    except (ServiceError, ProblemsError) as error:
-        console.error(str(error))
-        return EXIT_FAILED
     except KeyboardInterrupt:
         console.error("Interrupted.")
         return 130
     except Exception as error:  # the last line of defence: never a bare traceback
+        controlled = _controlled(error)
+        if controlled is not None:
+            console.error(controlled)
+            return EXIT_FAILED
         log.exception("Unexpected failure in %s", verb.name)
         console.error("=" * 79)
         console.error(f"{type(error).__name__}: {error}")
         console.error(f"Terminating process with exit code {EXIT_UNEXPECTED}")
         return EXIT_UNEXPECTED
+
+
+def _controlled(error: Exception) -> str | None:
+    """The one line for an error the layers below raise on purpose, or None for a bug.
+
+    Imported here, not at the top: only a failing command pays for loading them."""
+    from tentacle_manager.contracts import ProblemsError
+    from tentacle_manager.instances.errors import InstanceError
+    from tentacle_manager.platform.services.spec import ServiceError
+
+    if isinstance(error, InstanceError):
+        return error.one_line()
+    if isinstance(error, ServiceError | ProblemsError):
+        return str(error)
+    return None
 
 
 def _run(verb: Verb, tokens: list[str], console: Console) -> int:
@@ -82,10 +93,6 @@ def _run(verb: Verb, tokens: list[str], console: Console) -> int:
             raise CliError(f"The format '{args.format}' is not supported. Try text or json.")
         console.quiet = True
     return verb.run(args, console)
-
-
-def find(verbs: Sequence[Verb], word: str) -> Verb | None:
-    return next((v for v in verbs if word == v.name or word in v.aliases), None)
 
 
 def _format_in(tokens: list[str]) -> str:

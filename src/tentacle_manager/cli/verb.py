@@ -1,8 +1,9 @@
 """What a command of the `tentacle` program is, and the errors a command reports.
 
-Each verb module exports `VERBS`; `commands.py` lists them. A verb adds its options to an
-argparse parser and runs with the parsed namespace and a `Console`; it returns the exit code
-or raises `CliError` (or an error of the layers below, which `main` turns into one line).
+Each verb module exports `VERBS`; `commands.py` says which module holds which verb. A verb
+adds its options to an argparse parser and runs with the parsed namespace and a `Console`; it
+returns the exit code or raises `CliError` (or an error of the layers below, which `program`
+turns into one line).
 """
 
 from __future__ import annotations

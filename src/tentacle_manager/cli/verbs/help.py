@@ -12,9 +12,11 @@ from tentacle_manager.cli.verb import Console, Verb, wants_json
 OPTION_COLUMN = 29
 
 
-def show_help(verbs: Sequence[Verb], verb: Verb | None, fmt: str, console: Console) -> None:
+def show_help(verb: Verb | None, fmt: str, console: Console) -> None:
     if verb is None:
-        _general(verbs, fmt, console)
+        from tentacle_manager.cli.commands import all_verbs
+
+        _general(all_verbs(), fmt, console)
     else:
         _one(verb, fmt, console)
 
@@ -80,15 +82,14 @@ def _no_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _help(args: argparse.Namespace, console: Console) -> int:
-    from tentacle_manager.cli.commands import VERBS
-    from tentacle_manager.cli.program import find
+    from tentacle_manager.cli.commands import find
 
-    verb = find(VERBS, args.command.lower()) if args.command else None
+    verb = find(args.command.lower()) if args.command else None
     if args.command and verb is None:
         console.error(f"Command '{args.command}' is not supported")
         console.payload("See 'Tentacle help'")
         return 0
-    show_help(VERBS, verb, args.format, console)
+    show_help(verb, args.format, console)
     return 0
 
 
