@@ -5,12 +5,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
-
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.x509.oid import NameOID
 
 from tentacle_manager.agent.api.routes import AgentFacts
 from tentacle_manager.agent.api.server import AgentApiServer, Listen
@@ -25,25 +21,19 @@ from tentacle_manager.instances.certificates import (
     generate_certificate,
     write_tls_files,
 )
+from tests.certificate_support import hand_made
 
 PASSPHRASE = b"test passphrase"
 
 
 def expired_copy(identity: Identity) -> Identity:
     """The same key under a certificate that expired yesterday."""
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Octopus Tentacle")])
-    now = datetime.now(UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(identity.private_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=30))
-        .not_valid_after(now - timedelta(days=1))
-        .sign(identity.private_key, hashes.SHA256())
+    return hand_made(
+        "Octopus Tentacle",
+        key=identity.private_key,
+        valid_from=timedelta(days=-30),
+        valid_for=timedelta(days=29),
     )
-    return Identity(certificate, identity.private_key)
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from tentacle_manager.instances.certificates import (
     thumbprint,
     write_tls_files,
 )
+from tests.certificate_support import hand_made
 
 
 @pytest.fixture(scope="module")
@@ -42,20 +43,7 @@ def other_identity() -> Identity:
 @pytest.fixture(scope="module")
 def weak_identity() -> Identity:
     """A 1024-bit identity such as an old import might bring; built by hand, as we refuse it."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=1024)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "weak")])
-    now = datetime.now(UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(1)
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    return Identity(certificate, key)
+    return hand_made("weak", key_size=1024, valid_for=timedelta(days=2))
 
 
 def _key_numbers(identity: Identity) -> object:

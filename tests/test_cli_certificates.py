@@ -17,6 +17,7 @@ from tentacle_manager.instances.certificates import thumbprint
 from tentacle_manager.instances.instance import Instance
 from tentacle_manager.instances.registry import SelectedInstance
 from tentacle_manager.instances.secrets import OVERRIDE_VARIABLE as SECRET_STORE_VARIABLE
+from tests.certificate_support import hand_made
 from tests.test_cli_instances import Cli, setting
 
 THUMBPRINT_KEY = "Tentacle.CertificateThumbprint"
@@ -38,19 +39,8 @@ def announced_thumbprint(stdout: str, outcome: str) -> str:
 
 def small_key_pfx(password: bytes) -> tuple[str, str]:
     """A 1024-bit certificate as base64 PFX (Tentacle warns on these); and its thumbprint."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=1024)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Old Tentacle")])
-    now = datetime.now(UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(7)
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=30))
-        .sign(key, hashes.SHA256())
-    )
+    old = hand_made("Old Tentacle", key_size=1024, valid_for=timedelta(days=31))
+    key, certificate = old.private_key, old.certificate
     pfx = pkcs12.serialize_key_and_certificates(
         None, key, certificate, None, BestAvailableEncryption(password)
     )

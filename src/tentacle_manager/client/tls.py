@@ -58,12 +58,7 @@ async def fetch_agent_certificate(host: str, port: int) -> bytes:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
-    try:
-        _, writer = await asyncio.wait_for(
-            asyncio.open_connection(host, port, ssl=context), PROBE_TIMEOUT
-        )
-    except (OSError, TimeoutError) as error:
-        raise AgentUnavailableError(f"Cannot reach the agent at {host}:{port}: {error}") from error
+    _, writer = await _connect(host, port, context)
     try:
         der = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
     finally:
@@ -107,25 +102,35 @@ async def _check_accepted(
     handshake done; its verdict arrives as an alert on the first read, which an HTTP library
     would report as a mere disconnect.
     """
-    try:
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(host, port, ssl=context), PROBE_TIMEOUT
-        )
-    except (OSError, TimeoutError) as error:
-        raise AgentUnavailableError(f"Cannot reach the agent at {host}:{port}: {error}") from error
+    reader, writer = await _connect(host, port, context)
     try:
         writer.write(b"GET / HTTP/1.0\r\n\r\n")
         answer = await asyncio.wait_for(reader.read(), PROBE_TIMEOUT)
     except ssl.SSLError as error:
         raise _refused(host, port, identity, error.reason or str(error)) from error
     except (OSError, TimeoutError) as error:
-        raise AgentUnavailableError(f"Cannot reach the agent at {host}:{port}: {error}") from error
+        raise _unreachable(host, port, error) from error
     finally:
         writer.close()
     if not answer.startswith(b"HTTP/"):
         # asyncio reports the agent's alert as a plain end of stream; the agent answers this
         # request to anyone else, so silence means our certificate was refused.
         raise _refused(host, port, identity, "the connection was closed after the handshake")
+
+
+async def _connect(
+    host: str, port: int, context: ssl.SSLContext
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    try:
+        return await asyncio.wait_for(
+            asyncio.open_connection(host, port, ssl=context), PROBE_TIMEOUT
+        )
+    except (OSError, TimeoutError) as error:
+        raise _unreachable(host, port, error) from error
+
+
+def _unreachable(host: str, port: int, error: BaseException) -> AgentUnavailableError:
+    return AgentUnavailableError(f"Cannot reach the agent at {host}:{port}: {error}")
 
 
 def _refused(host: str, port: int, identity: ClientIdentity, why: str) -> AgentRefusedError:

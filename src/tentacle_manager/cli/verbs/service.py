@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable
 
 from tentacle_manager.cli.verb import CliError, Console, Verb, wants_json
 from tentacle_manager.cli.verbs.selection import open_instance
@@ -20,11 +19,10 @@ from tentacle_manager.platform.services.spec import ServiceManager, ServiceSpec
 # Passed on to the agent so it finds the same instance index and secret store as this command.
 INHERITED_VARIABLES = (HOME_OVERRIDE_VARIABLE, "TENTACLE_SECRET_STORE", "XDG_CONFIG_HOME")
 ALL_INSTANCES = "*"
-ACTIONS = ("restart", "stop", "uninstall", "install", "reconfigure", "start")  # Tentacle's order
 
 
 def _options(parser: argparse.ArgumentParser) -> None:
-    for action in ACTIONS:
+    for action in _DONE:
         parser.add_argument(
             f"--{action}", action="store_true", help=f"{action.capitalize()} the service"
         )
@@ -42,7 +40,7 @@ def _options(parser: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace, console: Console) -> int:
-    chosen = [action for action in ACTIONS if getattr(args, action)]
+    chosen = [action for action in _DONE if getattr(args, action)]  # in Tentacle's order
     if not chosen and not args.status:
         raise CliError(
             "Nothing to do.",
@@ -60,7 +58,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         args.instance = name
         spec = _spec(args)
         for action in chosen:
-            _ACTIONS[action](manager, spec, console)
+            _perform(action, manager, spec, console)
         if args.status:
             _status(manager, spec, args, console)
     return 0
@@ -89,44 +87,20 @@ def agent_command() -> tuple[str, ...]:
     return (sys.executable, "-m", "tentacle_manager.cli.main", "agent")
 
 
-def _install(manager: ServiceManager, spec: ServiceSpec, console: Console) -> None:
-    manager.install(spec)
-    console.info(f"Service installed: {spec.service_name} ({manager.name})")
-
-
-def _reconfigure(manager: ServiceManager, spec: ServiceSpec, console: Console) -> None:
-    manager.reconfigure(spec)
-    console.info(f"Service reconfigured: {spec.service_name}")
-
-
-def _uninstall(manager: ServiceManager, spec: ServiceSpec, console: Console) -> None:
-    manager.uninstall(spec)
-    console.info(f"Service uninstalled: {spec.service_name}")
-
-
-def _start(manager: ServiceManager, spec: ServiceSpec, console: Console) -> None:
-    manager.start(spec)
-    console.info(f"Service started: {spec.service_name}")
-
-
-def _stop(manager: ServiceManager, spec: ServiceSpec, console: Console) -> None:
-    manager.stop(spec)
-    console.info(f"Service stopped: {spec.service_name}")
-
-
-def _restart(manager: ServiceManager, spec: ServiceSpec, console: Console) -> None:
-    manager.restart(spec)
-    console.info(f"Service restarted: {spec.service_name}")
-
-
-_ACTIONS: dict[str, Callable[[ServiceManager, ServiceSpec, Console], None]] = {
-    "install": _install,
-    "reconfigure": _reconfigure,
-    "uninstall": _uninstall,
-    "start": _start,
-    "stop": _stop,
-    "restart": _restart,
+# What each action is called once done, for the line it prints.
+_DONE = {
+    "restart": "restarted",
+    "stop": "stopped",
+    "uninstall": "uninstalled",
+    "install": "installed",
+    "reconfigure": "reconfigured",
+    "start": "started",
 }
+
+
+def _perform(action: str, manager: ServiceManager, spec: ServiceSpec, console: Console) -> None:
+    getattr(manager, action)(spec)
+    console.info(f"Service {_DONE[action]}: {spec.service_name} ({manager.name})")
 
 
 def _status(
