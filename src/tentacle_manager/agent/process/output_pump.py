@@ -21,7 +21,7 @@ from tentacle_manager.contracts import ProcessOutputSource
 
 log = logging.getLogger(__name__)
 
-FIRST_READ_SIZE = 64 << 10
+FIRST_READ_SIZE = 16 << 10
 READ_SIZE = 1 << 20  # what a busy stream grows to
 MAX_LINE = 16 << 20  # a power-of-two multiple of the read sizes
 IDLE_POLL_MAX = 0.05
