@@ -14,6 +14,7 @@ from tentacle_manager.instances.instance import Instance
 from tentacle_manager.instances.registry import SelectedInstance
 from tentacle_manager.instances.secrets import OVERRIDE_VARIABLE as SECRET_STORE_VARIABLE
 from tentacle_manager.instances.tentacle_config import ProxyKind, TentacleConfigFile
+from tests.test_agent_host import TENTACLE_LINE
 from tests.test_cli_instances import Cli, setting
 
 T1, T2, T3, T4 = (digit * 40 for digit in "1234")
@@ -201,3 +202,8 @@ def test_proxy_and_polling_proxy_follow_tentacles_rules(
     polling_settings = TentacleConfigFile(config, instance.cipher).load().proxy(ProxyKind.POLLING)
     assert (polling_settings.username, polling_settings.password) == ("svc", "s3cret-value")
     assert "s3cret-value" not in config.read_text(encoding="utf-8")
+    # Reference behaviours 29 and 45: every command is in the instance log, password masked.
+    log_text = (config.parent / "Logs" / "OctopusTentacle.txt").read_text(encoding="utf-8")
+    assert "====  polling-proxy ====" not in log_text and "==== polling-proxy ====" in log_text
+    assert "--proxyPassword=********" in log_text and "s3cret-value" not in log_text
+    assert all(TENTACLE_LINE.match(line) for line in log_text.splitlines())

@@ -7,7 +7,7 @@ import argparse
 import logging
 from collections.abc import Sequence
 
-from tentacle_manager.cli import commands
+from tentacle_manager.cli import audit, commands
 from tentacle_manager.cli.parsing import TentacleArgumentParser, command_word, normalise
 from tentacle_manager.cli.verb import (
     EXIT_FAILED,
@@ -87,6 +87,8 @@ def _run(verb: Verb, tokens: list[str], console: Console) -> int:
     args, extras = parser.parse_known_args(normalise(tokens, parser))
     if extras:
         raise CliError(f"Unrecognized command line arguments: {' '.join(extras)}")
+    if verb.instance_bound:
+        audit.record(verb, args, tokens)
     if verb.read_only:
         args.format = args.format.lower()
         if args.format not in ("text", "json"):
