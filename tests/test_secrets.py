@@ -106,7 +106,7 @@ def test_file_store_round_trip_and_layout(store: OwnerOnlyFileStore, store_path:
     assert _mode(store_path) == 0o600
     document = json.loads(store_path.read_text())
     assert document == {"_warning": FALLBACK_WARNING, "secrets": {"proxy": "pässword"}}
-    assert sorted(p.name for p in store_path.parent.iterdir()) == ["store.json"]
+    assert sorted(p.name for p in store_path.parent.iterdir()) == [".lock", "store.json"]
     assert str(store_path) in store.description
     assert OwnerOnlyFileStore(store_path).get("proxy") == "pässword"
 

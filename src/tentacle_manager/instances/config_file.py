@@ -13,7 +13,6 @@ old file or the new one, and two writers cannot lose each other's changes.
 from __future__ import annotations
 
 import codecs
-import fcntl
 import getpass
 import os
 import re
@@ -24,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from xml.parsers import expat
 
+from tentacle_manager.files.locks import exclusive_lock
 from tentacle_manager.instances.atomic_files import PendingFile, write_atomically
 from tentacle_manager.instances.errors import ConfigFileError, SettingError
 
@@ -286,14 +286,10 @@ def locked(path: Path) -> Iterator[None]:
     """
     lock_path = path.with_name(f".{path.name}.lock")
     try:
-        fd = os.open(lock_path, os.O_RDONLY | os.O_CREAT, 0o644)
+        with exclusive_lock(lock_path, 0o644):
+            yield
     except OSError as error:
         raise write_error(path, error) from error
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
 
 
 def replace_file(path: Path, data: bytes, new_file_mode: int) -> None:

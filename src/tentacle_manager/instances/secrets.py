@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import binascii
 import errno
-import fcntl
 import json
 import os
 import stat
@@ -29,6 +28,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from keyring.backends import chainer, fail, null
 
+from tentacle_manager.files.locks import exclusive_lock
 from tentacle_manager.instances.atomic_files import (
     PendingFile,
     make_private_directory,
@@ -169,13 +169,9 @@ class OwnerOnlyFileStore:
         """Serialise read-modify-write across processes, so concurrent sets lose nothing."""
         directory = self.path.parent
         make_private_directory(directory)
-        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            _check_private(os.fstat(fd), directory, "700")
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        _check_private(os.stat(directory), directory, "700")
+        with exclusive_lock(directory / ".lock"):
             yield
-        finally:
-            os.close(fd)
 
     def _read(self) -> dict[str, str]:
         try:

@@ -42,6 +42,7 @@ from typing import TypeVar
 import psutil
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from tentacle_manager.files.locks import exclusive_lock
 from tentacle_manager.platform.services.spec import (
     Problem,
     RestartPolicy,
@@ -56,7 +57,6 @@ from tentacle_manager.platform.services.spec import (
 )
 
 if sys.platform != "win32":  # the supervisor is POSIX-only; check_prerequisites says so elsewhere
-    import fcntl
     import pwd
 
 PROCESS_MODULE = "tentacle_manager.platform.services.supervisor_process"
@@ -402,12 +402,8 @@ class SupervisorManager(ServiceManagerBase):
 
     @contextlib.contextmanager
     def _locked(self, state: StateDirectory) -> Iterator[None]:
-        fd = os.open(state.path / "lock", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        with exclusive_lock(state.path / "lock"):
             yield
-        finally:
-            os.close(fd)
 
     def _grace(self, state: StateDirectory, spec: ServiceSpec) -> float:
         """The grace the running supervisor was started with, which may predate `spec`."""

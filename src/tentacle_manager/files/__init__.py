@@ -1,0 +1,1 @@
+"""Low-level file helpers every layer may use: cross-process locks."""
