@@ -700,3 +700,33 @@ def test_home_layout_reports_a_file_in_the_way(tmp_path: Path) -> None:
         HomeLayout(tmp_path).ensure()
     assert caught.value.field == "Octopus.Home"
     assert str(tmp_path / "Logs") in caught.value.message
+
+
+def test_the_environment_contributes_settings_only_when_switched_on(tmp_path):
+    """Reference behaviour 47: with OCTOPUS_CONTRIBUTE_ENV_SETTINGS=true the variable wins over
+    the file when read, and an edit never writes it back; secrets are not taken from it."""
+    from tentacle_manager.instances.errors import InstanceError
+    from tentacle_manager.instances.tentacle_config import TentacleConfigFile
+
+    path = tmp_path / "Tentacle.config"
+    config = TentacleConfigFile(path)
+    config.settings_file.create_empty()
+    with config.edit() as values:
+        values.set_port(10933)
+    before = path.read_bytes()
+    switched_on = {
+        "OCTOPUS_CONTRIBUTE_ENV_SETTINGS": "true",
+        "TENTACLE_SERVICE_PORT": "12345",
+        "TENTACLE_NO_LISTEN": "true",
+        "OCTOPUS_PROXY_PASSWORD": "in-clear",
+    }
+    assert config.load(switched_on).port == 12345
+    assert config.load(switched_on).no_listen is True
+    assert config.load({"TENTACLE_SERVICE_PORT": "12345"}).port == 10933
+    assert config.load({**switched_on, "OCTOPUS_CONTRIBUTE_ENV_SETTINGS": "no"}).port == 10933
+    with config.edit() as values:
+        assert values.port == 10933  # an edit sees the file alone
+    assert path.read_bytes() == before
+    bad = {"OCTOPUS_CONTRIBUTE_ENV_SETTINGS": "true", "TENTACLE_SERVICE_PORT": "abc"}
+    with pytest.raises(InstanceError, match=r"Tentacle\.Services\.PortNumber"):
+        _ = config.load(bad).port

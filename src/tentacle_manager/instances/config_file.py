@@ -17,7 +17,7 @@ import getpass
 import os
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,6 +86,14 @@ class Settings:
         stored_key = key if existing is None else existing.key
         stored_value = value if value is not None and value.strip() else None
         self._entries[key.casefold()] = Setting(stored_key, stored_value)
+
+    def overlaid(self, values: Mapping[str, str]) -> Settings:
+        """A read-only copy in which `values` replace the stored ones (they have no line)."""
+        copy = Settings(self.path, self._entries.values())
+        for key, value in values.items():
+            existing = self._entries.get(key.casefold())
+            copy._entries[key.casefold()] = Setting(existing.key if existing else key, value)
+        return copy
 
     def remove(self, key: str) -> None:
         self._check_writable()

@@ -708,11 +708,50 @@ class TentacleConfigFile:
     def path(self) -> Path:
         return self.settings_file.path
 
-    def load(self) -> TentacleConfig:
-        return TentacleConfig(self.settings_file.read(), self.cipher)
+    def load(self, environ: Mapping[str, str] | None = None) -> TentacleConfig:
+        """The settings as the agent sees them: the file, under any values the environment
+        contributes (see `contributed`); an edit sees the file alone."""
+        settings = self.settings_file.read()
+        overrides = contributed(os.environ if environ is None else environ)
+        return TentacleConfig(settings.overlaid(overrides) if overrides else settings, self.cipher)
 
     @contextmanager
     def edit(self) -> Iterator[TentacleConfig]:
         """One transaction (see SettingsFile.edit): all the changes are saved, or none."""
         with self.settings_file.edit() as values:
             yield TentacleConfig(values, self.cipher)
+
+
+# --- settings contributed by the environment ----------------------------------------------
+# Settings contributed by environment variables, as in Tentacle's containers.
+#
+# Only when OCTOPUS_CONTRIBUTE_ENV_SETTINGS is `true`: then each variable below wins over the
+# config file when settings are read, and is never written back. Unlike Tentacle, secrets
+# (the certificate, proxy passwords) are not taken from the environment: a process listing or
+# a crash dump would show them in clear, and they have a proper store here.
+
+CONTRIBUTE_VARIABLE = "OCTOPUS_CONTRIBUTE_ENV_SETTINGS"
+
+VARIABLES = {
+    "OCTOPUS_HOME": HOME_KEY,
+    "TENTACLE_SERVICE_PORT": PORT_KEY,
+    "TENTACLE_LISTEN_IP": LISTEN_IP_KEY,
+    "TENTACLE_NO_LISTEN": NO_LISTEN_KEY,
+    "TENTACLE_TRUSTED_SERVERS": TRUSTED_SERVERS_KEY,
+    "TENTACLE_APPLICATION_DIRECTORY": APPLICATION_DIRECTORY_KEY,
+    "OCTOPUS_USE_DEFAULT_PROXY": ProxyKind.HTTP.key("UseDefaultProxy"),
+    "OCTOPUS_PROXY_HOST": ProxyKind.HTTP.key("ProxyHost"),
+    "OCTOPUS_PROXY_PORT": ProxyKind.HTTP.key("ProxyPort"),
+    "OCTOPUS_PROXY_USER": ProxyKind.HTTP.key("ProxyUsername"),
+    "TENTACLE_POLLING_USE_DEFAULT_PROXY": ProxyKind.POLLING.key("UseDefaultProxy"),
+    "TENTACLE_POLLING_CUSTOM_PROXY_HOST": ProxyKind.POLLING.key("ProxyHost"),
+    "TENTACLE_POLLING_CUSTOM_PROXY_PORT": ProxyKind.POLLING.key("ProxyPort"),
+    "TENTACLE_POLLING_CUSTOM_PROXY_USER": ProxyKind.POLLING.key("ProxyUsername"),
+}
+
+
+def contributed(environ: Mapping[str, str]) -> dict[str, str]:
+    """The config keys the environment sets, by key; empty unless contribution is switched on."""
+    if environ.get(CONTRIBUTE_VARIABLE, "").strip().lower() != "true":
+        return {}
+    return {key: environ[variable] for variable, key in VARIABLES.items() if variable in environ}
