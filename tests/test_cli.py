@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -63,3 +64,18 @@ def test_a_light_command_does_not_load_the_agent_or_the_http_stack():
     )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert result.stdout.splitlines()[-1] == "[]", result.stdout
+
+
+def test_service_for_every_instance_is_only_for_start_stop_and_restart(tmp_path):
+    """Reference behaviour 37."""
+    result = subprocess.run(
+        [sys.executable, "-m", "tentacle_manager.cli.main", "service", "--install", "--instance=*"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "TentacleMachineConfigurationHomeDirectory": str(tmp_path)},
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "--instance=* can only be used for --start, --stop, and --restart flags"
+    )
