@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tentacle_manager.instances.atomic_files import PendingFile, write_atomically
+from tentacle_manager.files.atomic import PendingFile, write_atomically
 
 NOBODY = 65534
 

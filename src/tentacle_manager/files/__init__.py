@@ -1,1 +1,1 @@
-"""Low-level file helpers every layer may use: cross-process locks."""
+"""Low-level file helpers every layer may use: crash-safe replacement and cross-process locks."""

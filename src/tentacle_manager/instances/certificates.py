@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, Pub
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
 
-from tentacle_manager.instances.atomic_files import (
+from tentacle_manager.files.atomic import (
     PendingFile,
     make_private_directory,
     write_atomically,

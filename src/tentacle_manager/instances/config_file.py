@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from xml.parsers import expat
 
+from tentacle_manager.files.atomic import PendingFile, write_atomically
 from tentacle_manager.files.locks import exclusive_lock
-from tentacle_manager.instances.atomic_files import PendingFile, write_atomically
 from tentacle_manager.instances.errors import ConfigFileError, SettingError
 
 EMPTY_DOCUMENT = b"<?xml version='1.0' encoding='UTF-8' ?><octopus-settings></octopus-settings>"

@@ -28,12 +28,12 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from keyring.backends import chainer, fail, null
 
-from tentacle_manager.files.locks import exclusive_lock
-from tentacle_manager.instances.atomic_files import (
+from tentacle_manager.files.atomic import (
     PendingFile,
     make_private_directory,
     write_atomically,
 )
+from tentacle_manager.files.locks import exclusive_lock
 from tentacle_manager.instances.errors import InstanceError
 
 OVERRIDE_VARIABLE = "TENTACLE_SECRET_STORE"

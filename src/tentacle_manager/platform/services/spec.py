@@ -34,6 +34,7 @@ from pydantic import (
 )
 
 from tentacle_manager.contracts import ProblemsError, validation_problems
+from tentacle_manager.files.atomic import PendingFile, write_atomically
 
 SERVICE_DESCRIPTION = "Octopus Deploy: Tentacle deployment agent"
 DEFAULT_SERVICE_NAME = "OctopusDeploy Tentacle"
@@ -304,22 +305,9 @@ def mask_text(text: str, secrets: Sequence[str]) -> str:
 
 
 def atomic_write_text(path: Path, text: str, mode: int) -> None:
-    """Write via a sibling temp file and rename, so a reader sees the old file or the new one.
-
-    The agent has its own `agent.workspace.atomic`; this layer sits below the agent and needs a
-    file mode other than 0600, so it cannot reuse it.
-    """
-    temp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        os.fchmod(fd, mode)  # the umask must not narrow a unit file that systemd reads
-        view = memoryview(text.encode())
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(temp, path)
+    """Replace `path` whole, with exactly `mode` (the umask must not narrow a unit file that
+    systemd reads)."""
+    write_atomically(PendingFile(path, text.encode(), mode))
 
 
 # --- the manager interface -----------------------------------------------------------------------

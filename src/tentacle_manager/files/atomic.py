@@ -1,4 +1,4 @@
-"""Crash-safe file replacement for the instance files: configs, the index, secrets, TLS pairs.
+"""Crash-safe file replacement for configs, the index, secrets, TLS pairs and service files.
 
 Each file is written to a sibling temp file, fsynced, then renamed over the original, and the
 folder is fsynced: a crash or a full disk leaves the old file or the new one, whole, and no
