@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import getpass
 import logging
 from collections.abc import Coroutine
@@ -107,11 +108,11 @@ async def _execute(run: ScriptRun, command: StartScriptCommand, ctx: ScriptConte
 
 async def _acquire(run: ScriptRun, command: StartScriptCommand, ctx: ScriptContext) -> Lease | None:
     level = command.isolation
-    run.stdout("##octopus[stdout-verbose]")
     run.stdout(
-        f"Acquiring isolation mutex {command.mutex_name} with {level.label} in {command.task_id}"
+        "##octopus[stdout-verbose]",
+        f"Acquiring isolation mutex {command.mutex_name} with {level.label} in {command.task_id}",
+        "##octopus[stdout-default]",
     )
-    run.stdout("##octopus[stdout-default]")
     party = MutexParty(
         ticket=run.ticket, task_id=command.task_id, level=level, since=run.state.created
     )
@@ -360,7 +361,9 @@ def _detach(run: ScriptRun) -> None:
         run.writer.close()
 
 
+@functools.cache
 def _user() -> str:
+    """Asked once: the agent's account does not change while it runs."""
     try:
         return getpass.getuser()
     except Exception:

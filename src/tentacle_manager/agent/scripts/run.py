@@ -65,8 +65,9 @@ class ScriptRun:
             self._deferred_save.cancel()
             self._deferred_save = None
 
-    def stdout(self, text: str) -> None:
-        self.writer.write_text(ProcessOutputSource.STDOUT, text)
+    def stdout(self, *lines: str) -> None:
+        """One record per line, written as one block."""
+        self.writer.write_text(ProcessOutputSource.STDOUT, "\n".join(lines))
 
     def stderr(self, text: str) -> None:
         self.writer.write_text(ProcessOutputSource.STDERR, text)
@@ -76,14 +77,12 @@ class ScriptRun:
 
     def wait_block(self, message: str) -> None:
         """Tentacle's three-record block that makes the server show a waiting message."""
-        self.stdout("##octopus[stdout-wait]")
-        self.stdout(message)
-        self.stdout("##octopus[stdout-default]")
+        self.stdout("##octopus[stdout-wait]", message, "##octopus[stdout-default]")
 
     def mark_running(self, process: TrackedProcess) -> None:
-        """Record Started and the process to re-adopt, durably before anyone can see it.
+        """Record Started and the process to re-adopt.
 
-        The save is deferred by RUNNING_SAVE_DELAY unless a status is asked for first, so a
+        The save is deferred by RUNNING_SAVE_DELAY (status() reports Pending meanwhile), so a
         quick script pays for two fsyncs (Pending, Complete) instead of three. A crash in the
         meantime leaves the ticket Pending on disk, and recovery finds its process by the
         tracking tag, so nothing is lost by waiting.
@@ -103,8 +102,12 @@ class ScriptRun:
         self.finished.set()
 
     def status(self, after: int) -> ScriptStatusResponse:
-        self.flush()
-        return _response(self.ticket, self.state, self.writer.read(after))
+        """Only what is on disk is reported: while the Running save is deferred, Pending.
+
+        Reporting Pending a little longer costs a poller nothing, where making Running durable
+        at the first poll cost every observed quick script a third fsync."""
+        reported = ProcessState.PENDING if self._deferred_save is not None else None
+        return _response(self.ticket, self.state, self.writer.read(after), reported)
 
     def summary(self) -> ScriptSummary:
         self.flush()
@@ -145,12 +148,15 @@ def status_from_disk(workspace: Workspace, state: ScriptState, after: int) -> Sc
 
 
 def _response(
-    ticket: ScriptTicket, state: ScriptState, records: tuple[list[ProcessOutput], int]
+    ticket: ScriptTicket,
+    state: ScriptState,
+    records: tuple[list[ProcessOutput], int],
+    reported: ProcessState | None = None,
 ) -> ScriptStatusResponse:
     logs, next_sequence = records
     return ScriptStatusResponse.model_construct(
         ticket=ticket,
-        state=state.state,
+        state=state.state if reported is None else reported,
         exit_code=state.reported_exit_code,
         logs=logs,
         next_log_sequence=next_sequence,

@@ -81,6 +81,9 @@ class Position:
     stderr_offset: int = 0
 
 
+SMALL_BLOCK = 4096
+
+
 def line_ends(body: bytes | bytearray | memoryview) -> np.ndarray:
     """Byte offset of each `\\n` in `body`: line i starts after ends[i - 1] (line 0 at 0)."""
     return np.flatnonzero(np.frombuffer(body, dtype=np.uint8) == 0x0A)
@@ -138,24 +141,27 @@ class OutputLogWriter:
             return
         body = self.masker.mask_bytes(body) if self.masker else body
         position = self.position
-        ends = line_ends(body)
-        header = _header(source, position.count, len(ends), len(body))
+        # Big blocks need their line ends for the index anyway; small ones (the agent's own
+        # lines, a quiet script's output) are counted without numpy, which costs more there.
+        ends = line_ends(body) if len(body) > SMALL_BLOCK else None
+        count = len(ends) if ends is not None else bytes(body).count(b"\n")
+        header = _header(source, position.count, count, len(body))
         try:
             _write_all(self._log, (header, body))
         except OSError:
             os.ftruncate(self._log, position.size)  # no torn block behind the commit point
             raise
         body_offset = position.size + len(header)
-        # lines of this block whose record number is a multiple of the stride get an entry
-        indexed = np.arange((-position.count) % INDEX_STRIDE, len(ends), INDEX_STRIDE)
-        records = np.where(indexed > 0, ends[indexed - 1] + 1, 0) + body_offset
-        if len(records):
-            entries = np.empty((len(records), 2), dtype="<i8")
-            entries[:, 0] = records
+        first_indexed = (-position.count) % INDEX_STRIDE
+        if first_indexed < count:  # only then does the block hold an index entry
+            ends = line_ends(body) if ends is None else ends
+            indexed = np.arange(first_indexed, count, INDEX_STRIDE)
+            entries = np.empty((len(indexed), 2), dtype="<i8")
+            entries[:, 0] = np.where(indexed > 0, ends[indexed - 1] + 1, 0) + body_offset
             entries[:, 1] = position.size
             os.pwrite(self._index, entries.tobytes(), _entry_offset(_entry_count(position.count)))
         self.position = Position(
-            position.count + len(ends),
+            position.count + count,
             body_offset + len(body),
             raw_offset if raw_source is ProcessOutputSource.STDOUT else position.stdout_offset,
             raw_offset if raw_source is ProcessOutputSource.STDERR else position.stderr_offset,
@@ -170,8 +176,11 @@ class OutputLogWriter:
 
 
 def _header(source: ProcessOutputSource, first: int, count: int, size: int) -> bytes:
-    fields = [_SOURCE_NAMES[source], utc_now().isoformat(), first, count, size]
-    return json.dumps(fields, separators=(",", ":")).encode() + b"\n"
+    """The JSON array `[source, time, first, count, bytes]`, formatted directly: the source
+    names and an ISO time need no escaping, and this runs for every block."""
+    return (
+        f'["{_SOURCE_NAMES[source]}","{utc_now().isoformat()}",{first},{count},{size}]\n'.encode()
+    )
 
 
 @dataclass

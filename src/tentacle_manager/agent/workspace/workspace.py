@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import time
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from tentacle_manager.agent.process import startup_detection
@@ -36,15 +37,15 @@ class Workspace:
     def state(self) -> StateStore:
         return StateStore(self.directory)
 
-    @property
+    @cached_property
     def stdout_path(self) -> Path:
         return self.directory / STDOUT_FILE
 
-    @property
+    @cached_property
     def stderr_path(self) -> Path:
         return self.directory / STDERR_FILE
 
-    @property
+    @cached_property
     def log_path(self) -> Path:
         return self.directory / LOG_FILE
 
