@@ -18,11 +18,13 @@ from tentacle_manager.agent.scripts import ScriptService
 from tentacle_manager.client.agent_client import AgentRequestError
 from tentacle_manager.client.tls import AgentIdentityError, AgentRefusedError, pinned_context
 from tentacle_manager.contracts import (
+    CancelScriptCommand,
     Capability,
     CompleteScriptCommand,
     MutexEvent,
     MutexEventKind,
     MutexSnapshot,
+    ProcessStatus,
     ticket,
 )
 from tentacle_manager.instances.certificates import write_tls_files
@@ -232,3 +234,24 @@ async def raw_session(pki: Pki, directory: Path) -> AsyncIterator[aiohttp.Client
     context = pinned_context(client_identity(pki.admin, directory, "raw"), agent_der)
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context)) as session:
         yield session
+
+
+async def test_a_scripts_process_tree_is_sampled_for_the_manager(
+    service: ScriptService, pki: Pki, tmp_path: Path
+) -> None:
+    async with (
+        running_agent(service, pki, tmp_path) as address,
+        agent_client(address, pki, pki.admin, tmp_path, "admin") as agent,
+    ):
+        await agent.start_script(start_command("tree", "sleep 30 & sleep 30; wait"))
+        await asyncio.sleep(0.5)
+        tree = await agent.script_processes(ticket("tree"))
+        names = [p.name for p in tree.processes]
+        assert names[0] == "bash" and names.count("sleep") == 2, names
+        assert all(p.status is ProcessStatus.SLEEPING for p in tree.processes[1:])
+        await agent.cancel_script(CancelScriptCommand(ticket=ticket("tree")))
+        await wait_complete(agent, "tree")
+        assert (await agent.script_processes(ticket("tree"))).processes == []
+        with pytest.raises(AgentRequestError) as unknown:
+            await agent.script_processes(ticket("nobody"))
+        assert unknown.value.status == 404

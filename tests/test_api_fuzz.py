@@ -39,6 +39,8 @@ ROUTES = [
     "/api/admin/health",
     "/api/admin/log-level",
     "/api/admin/quarantine/retry",
+    "/api/admin/scripts/ok-ticket/processes",
+    "/api/admin/scripts/..%2F..%2Fetc/processes",
 ]
 
 json_values = st.recursive(

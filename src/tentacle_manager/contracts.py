@@ -474,3 +474,32 @@ class ApiError(Contract):
     error: str
     problems: dict[str, str] = Field(default_factory=dict)
     remedy: str | None = None
+
+
+class ProcessStatus(StrEnum):
+    """What the operating system says a process is doing (psutil's status names)."""
+
+    RUNNING = "running"
+    SLEEPING = "sleeping"  # waiting on something that will wake it: a timer, a socket, a child
+    DISK_SLEEP = "disk-sleep"  # uninterruptible wait, usually storage or a hung network mount
+    STOPPED = "stopped"  # SIGSTOP / being traced: it will not move until someone continues it
+    ZOMBIE = "zombie"
+    OTHER = "other"
+
+
+class ScriptProcess(Contract):
+    pid: int
+    parent_pid: int | None
+    name: str
+    status: ProcessStatus
+    cpu_seconds: float  # user + system, since it started
+    io_bytes: int | None  # read + written, where the platform tells
+    started: datetime
+
+
+class ScriptProcessTree(Contract):
+    """One script's processes as sampled at `sampled`, entry process first."""
+
+    ticket: ScriptTicket
+    sampled: datetime
+    processes: list[ScriptProcess]

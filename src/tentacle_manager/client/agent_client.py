@@ -31,8 +31,10 @@ from tentacle_manager.contracts import (
     MutexEvent,
     MutexSnapshot,
     ScriptList,
+    ScriptProcessTree,
     ScriptStatusRequest,
     ScriptStatusResponse,
+    ScriptTicket,
     StartScriptCommand,
     parse,
 )
@@ -115,6 +117,10 @@ class HttpsAgent:
 
     async def list_scripts(self) -> ScriptList:
         return await self._call("GET", "/api/admin/scripts", None, ScriptList)
+
+    async def script_processes(self, script: ScriptTicket) -> ScriptProcessTree:
+        path = f"/api/admin/scripts/{script.task_id}/processes"
+        return await self._call("GET", path, None, ScriptProcessTree)
 
     async def retry_quarantine(self) -> ScriptList:
         return await self._call("POST", "/api/admin/quarantine/retry", None, ScriptList)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from aiohttp import web
+from pydantic import ValidationError
 
 from tentacle_manager import __version__
 from tentacle_manager.agent.api.callers import admin_only
@@ -23,6 +24,7 @@ from tentacle_manager.contracts import (
     CancelScriptCommand,
     CompleteScriptCommand,
     Contract,
+    ContractError,
     ContractT,
     LogLevelSetting,
     MutexEvent,
@@ -32,6 +34,8 @@ from tentacle_manager.contracts import (
     ScriptStatusRequest,
     StartScriptCommand,
     parse,
+    ticket,
+    validation_problems,
 )
 
 log = logging.getLogger(__name__)
@@ -63,6 +67,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/api/scripts/abandon", abandon_script)
     app.router.add_post("/api/scripts/complete", complete_script)
     app.router.add_get("/api/admin/scripts", list_scripts)
+    app.router.add_get("/api/admin/scripts/{ticket}/processes", script_processes)
     app.router.add_post("/api/admin/quarantine/retry", retry_quarantine)
     app.router.add_get("/api/admin/mutexes", mutexes)
     app.router.add_get("/api/admin/mutexes/events", mutex_events)
@@ -118,6 +123,18 @@ async def complete_script(request: web.Request) -> web.Response:
 async def list_scripts(request: web.Request) -> web.Response:
     service = request.app[SERVICE]
     return _json(ScriptList(scripts=service.list_scripts(), quarantined=service.quarantined()))
+
+
+async def script_processes(request: web.Request) -> web.Response:
+    try:
+        script = ticket(request.match_info["ticket"])
+    except ValidationError as error:
+        rules = validation_problems(error, "ticket").values()
+        raise ContractError({"ticket": "; ".join(rules)}) from None
+    tree = await request.app[SERVICE].process_tree(script)
+    if tree is None:
+        raise web.HTTPNotFound(reason=f"No script with ticket {script.task_id} is known.")
+    return _json(tree)
 
 
 @admin_only

@@ -18,6 +18,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from tentacle_manager.agent.isolation import IsolationRegistry
+from tentacle_manager.agent.process.sampling import sample
 from tentacle_manager.agent.process.shell import Shell, shell_for_this_platform
 from tentacle_manager.agent.process.tree import Signaller
 from tentacle_manager.agent.scripts.cleaner import clean_workspaces
@@ -47,6 +48,7 @@ from tentacle_manager.contracts import (
     ProcessState,
     QuarantineEntry,
     ScriptPhase,
+    ScriptProcessTree,
     ScriptStatusRequest,
     ScriptStatusResponse,
     ScriptSummary,
@@ -232,6 +234,17 @@ class ScriptService:
                         state = store.load()
                         summaries.append(summarise(state, phase_of(state)))
         return summaries
+
+    async def process_tree(self, script: ScriptTicket) -> ScriptProcessTree | None:
+        """The script's live processes (none once it has ended); None for an unknown ticket."""
+        run = self._runs.get(script.key)
+        if run is None:
+            if not Workspace.for_ticket(self.work_root, script).exists():
+                return None
+            return ScriptProcessTree(ticket=script, sampled=utc_now(), processes=[])
+        processes = run.processes
+        found = [] if processes is None else await asyncio.to_thread(sample, processes)
+        return ScriptProcessTree(ticket=script, sampled=utc_now(), processes=found)
 
     def quarantined(self) -> list[QuarantineEntry]:
         return self._quarantine.entries()

@@ -1,0 +1,1 @@
+"""Reading what the agent and its scripts are doing: log files, output, activity."""
