@@ -251,7 +251,10 @@ async def test_a_scripts_process_tree_is_sampled_for_the_manager(
         assert all(p.status is ProcessStatus.SLEEPING for p in tree.processes[1:])
         await agent.cancel_script(CancelScriptCommand(ticket=ticket("tree")))
         await wait_complete(agent, "tree")
-        assert (await agent.script_processes(ticket("tree"))).processes == []
+        after = await agent.script_processes(ticket("tree"))
+        assert after.processes == []
+        first = after.cancel_ladder[0]
+        assert first.signal == "SIGINT" and tree.processes[0].pid in first.signalled
         with pytest.raises(AgentRequestError) as unknown:
             await agent.script_processes(ticket("nobody"))
         assert unknown.value.status == 404

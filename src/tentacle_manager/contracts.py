@@ -497,9 +497,21 @@ class ScriptProcess(Contract):
     started: datetime
 
 
+class LadderRung(Contract):
+    """One rung of a cancel as it happened: the signal, who got it, who was alive after."""
+
+    signal: str  # SIGINT, SIGTERM or SIGKILL (CTRL_BREAK / TerminateProcess on Windows)
+    at: datetime
+    signalled: list[int]
+    alive_after: list[int]
+    waited_seconds: float
+
+
 class ScriptProcessTree(Contract):
-    """One script's processes as sampled at `sampled`, entry process first."""
+    """One script's processes as sampled at `sampled`, entry process first, and the rungs of
+    its cancel ladder so far (empty unless a cancel is under way or done)."""
 
     ticket: ScriptTicket
     sampled: datetime
     processes: list[ScriptProcess]
+    cancel_ladder: list[LadderRung] = Field(default_factory=list)

@@ -1,4 +1,5 @@
-"""A snapshot of a script's processes for the manager: who they are and what they are doing.
+"""A snapshot of a script's processes for the manager: who they are, what they are doing,
+and what the cancel ladder has done to them.
 
 The manager's scripts panel and mutex inspector show a holder's tree, and its activity column
 compares two samples to tell a script that progresses from one that waits or is frozen.
@@ -11,8 +12,9 @@ from datetime import UTC, datetime
 
 import psutil
 
+from tentacle_manager.agent.process.ladder import LadderStep
 from tentacle_manager.agent.process.tree import ScriptProcesses, name_of
-from tentacle_manager.contracts import ProcessStatus, ScriptProcess
+from tentacle_manager.contracts import LadderRung, ProcessStatus, ScriptProcess
 
 _STATUS = {
     psutil.STATUS_RUNNING: ProcessStatus.RUNNING,
@@ -31,6 +33,16 @@ def sample(processes: ScriptProcesses) -> list[ScriptProcess]:
     found = processes.find()
     found.sort(key=lambda p: (p.pid != processes.entry_pid, p.pid))
     return [described for p in found if (described := _describe(p)) is not None]
+
+
+def rung_of(step: LadderStep) -> LadderRung:
+    return LadderRung(
+        signal=step.rung.signal_name,
+        at=datetime.fromisoformat(step.at),
+        signalled=list(step.signalled),
+        alive_after=list(step.alive_after),
+        waited_seconds=round(step.waited, 3),
+    )
 
 
 def _describe(process: psutil.Process) -> ScriptProcess | None:

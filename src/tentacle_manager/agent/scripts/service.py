@@ -18,7 +18,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from tentacle_manager.agent.isolation import IsolationRegistry
-from tentacle_manager.agent.process.sampling import sample
+from tentacle_manager.agent.process.sampling import rung_of, sample
 from tentacle_manager.agent.process.shell import Shell, shell_for_this_platform
 from tentacle_manager.agent.process.tree import Signaller
 from tentacle_manager.agent.scripts.cleaner import clean_workspaces
@@ -244,7 +244,10 @@ class ScriptService:
             return ScriptProcessTree(ticket=script, sampled=utc_now(), processes=[])
         processes = run.processes
         found = [] if processes is None else await asyncio.to_thread(sample, processes)
-        return ScriptProcessTree(ticket=script, sampled=utc_now(), processes=found)
+        ladder = [rung_of(step) for step in run.timeline]
+        return ScriptProcessTree(
+            ticket=script, sampled=utc_now(), processes=found, cancel_ladder=ladder
+        )
 
     def quarantined(self) -> list[QuarantineEntry]:
         return self._quarantine.entries()
