@@ -15,9 +15,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def manager_main(argv: Sequence[str] | None = None) -> int:
-    """Until the manager window exists, the manager runs a demonstration script through an
-    embedded script service and shows its output, cancel ladder and exit code."""
-    return main(["run-script", "--demo", *(sys.argv[1:] if argv is None else argv)])
+    """The desktop manager (imported here, so the command line never loads Qt)."""
+    from tentacle_manager.gui.app import main as gui_main
+
+    return gui_main(argv)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,33 @@
+"""The desktop manager: the only layer that imports Qt, and a client of the agent API.
+
+The window never runs scripts or blocks its event loop: network calls are awaited on the
+qasync loop and disk or psutil work goes to an executor. This module itself stays Qt-free so
+that the Qt-free parts of the layer (agent_connection) can be used and tested without Qt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from typing import Any
+
+_running: set[asyncio.Task[Any]] = set()
+
+
+def spawn(coroutine: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+    """Start work from a Qt signal handler: the task is kept alive until it ends, and a failure
+    goes to the loop's exception handler (logged by the app, fatal in tests) instead of
+    vanishing with an unreferenced task."""
+    task = asyncio.get_running_loop().create_task(coroutine)
+    _running.add(task)
+    task.add_done_callback(_finished)
+    return task
+
+
+def _finished(task: asyncio.Task[Any]) -> None:
+    _running.discard(task)
+    if task.cancelled() or task.exception() is None:
+        return
+    task.get_loop().call_exception_handler(
+        {"message": "Unhandled error in GUI task", "exception": task.exception(), "task": task}
+    )

@@ -1,0 +1,218 @@
+"""The main window: a menu bar, the instance picker, and the panels of the selected instance.
+
+The dashboard is the first tab. The Scripts, Mutexes and Logs panels join through `add_panel`
+and reach the agent through `connection`, so the whole window shares one client per instance.
+With no instance at all the window says so and offers to try one locally (reference 4.2).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QPushButton,
+    QStackedWidget,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from tentacle_manager.gui import spawn
+from tentacle_manager.gui.agent_connection import AgentConnection
+from tentacle_manager.gui.dashboard import Dashboard, named
+from tentacle_manager.gui.scripts_panel import ScriptsPanel
+from tentacle_manager.instances.errors import InstanceError
+from tentacle_manager.instances.instance import Instance
+from tentacle_manager.instances.registry import (
+    DEFAULT_INSTANCE_NAME,
+    InstanceRegistry,
+    SelectedInstance,
+)
+
+
+@dataclass(frozen=True)
+class InstanceEntry:
+    """One registered instance as the picker lists it."""
+
+    name: str
+    config_path: Path
+    vanished: bool  # the config file is gone: flagged, never silently unregistered
+
+    @property
+    def label(self) -> str:
+        label = "(Default)" if self.name == DEFAULT_INSTANCE_NAME else self.name
+        return f"{label} - configuration file missing" if self.vanished else label
+
+
+def list_entries(registry: InstanceRegistry) -> list[InstanceEntry]:
+    """The default instance first, then the others by name (blocking: reads the index)."""
+    entries = [
+        InstanceEntry(
+            record.name,
+            record.configuration_file_path,
+            not record.configuration_file_path.is_file(),
+        )
+        for record in registry.list_instances()
+    ]
+    return sorted(entries, key=lambda entry: entry.name != DEFAULT_INSTANCE_NAME)
+
+
+class MainWindow(QMainWindow):
+    closed = Signal()
+    try_locally_requested = Signal()
+
+    def __init__(self, machine_home: Path | None = None, preferred: str | None = None) -> None:
+        super().__init__()
+        named(self, "Tentacle Manager")
+        self.setWindowTitle("Tentacle Manager")
+        self.resize(820, 760)
+        self._machine_home = machine_home
+        self._registry = InstanceRegistry(machine_home)
+        self._preferred = preferred
+        self._selecting: InstanceEntry | None = None
+        self.connection = AgentConnection()
+        self.picker = named(QComboBox(), "Instance")
+        self.picker.currentIndexChanged.connect(self._picked)
+        self.tabs = named(QTabWidget(), "Instance panels")
+        self.dashboard = Dashboard(self.connection)
+        self.add_panel(self.dashboard, "Dashboard")
+        self.scripts = ScriptsPanel(self.connection)
+        self.add_panel(self.scripts, "Scripts")
+        self.welcome = self._welcome_page()
+        self.pages = named(QStackedWidget(), "Pages")
+        self.pages.addWidget(self.welcome)
+        self.pages.addWidget(self._instance_page())
+        self.setCentralWidget(self.pages)
+        self._menus()
+        named(self.statusBar(), "Status").setSizeGripEnabled(False)  # window borders resize
+
+    def add_panel(self, panel: QWidget, title: str) -> None:
+        """Add a panel for the selected instance (Scripts, Mutexes, Logs, ...) as a tab."""
+        self.tabs.addTab(panel, title)
+
+    def show_error(self, message: str) -> None:
+        self.statusBar().showMessage(message)
+
+    async def start(self) -> None:
+        await self.refresh_instances()
+        self.scripts.start()
+
+    async def refresh_instances(self) -> None:
+        """Re-read the index; keep the selection when it still exists, else take the first."""
+        loop = asyncio.get_running_loop()
+        try:
+            entries = await loop.run_in_executor(None, list_entries, self._registry)
+        except InstanceError as error:
+            self.show_error(error.one_line())
+            entries = []
+        wanted = self._preferred or self._selected_name()
+        names = [entry.name for entry in entries]
+        if self._preferred and self._preferred not in names:
+            self.show_error(f"There is no instance called {self._preferred}.")
+        self._preferred = None
+        index = names.index(wanted) if wanted in names else 0
+        self.picker.blockSignals(True)
+        self.picker.clear()
+        for entry in entries:
+            self.picker.addItem(entry.label, entry)
+            self.picker.setItemData(
+                self.picker.count() - 1, entry.label, Qt.ItemDataRole.ToolTipRole
+            )
+        self.picker.setCurrentIndex(index if entries else -1)
+        self.picker.blockSignals(False)
+        await self._select(entries[index] if entries else None)
+
+    async def shutdown(self) -> None:
+        """Stop every poll and close the agent client before the loop goes away."""
+        await self.scripts.stop()
+        await self.dashboard.stop_watching()
+        await self.connection.close()
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.closed.emit()
+        super().closeEvent(event)
+
+    def _selected_name(self) -> str | None:
+        entry = self.picker.currentData()
+        return entry.name if isinstance(entry, InstanceEntry) else None
+
+    def _picked(self, index: int) -> None:
+        entry = self.picker.itemData(index)
+        if isinstance(entry, InstanceEntry):
+            spawn(self._select(entry))
+
+    async def _select(self, entry: InstanceEntry | None) -> None:
+        """Show `entry`; a later pick made while this one opens its instance wins."""
+        self._selecting = entry
+        if entry is None:
+            self.pages.setCurrentWidget(self.welcome)
+            await self.dashboard.stop_watching()
+            await self.connection.select(None)
+            return
+        self.pages.setCurrentIndex(1)
+        selected = SelectedInstance(entry.name, entry.config_path)
+        loop = asyncio.get_running_loop()
+        try:
+            instance = await loop.run_in_executor(None, Instance, selected, self._machine_home)
+        except InstanceError as error:
+            instance = None
+            self.show_error(error.one_line())
+        if self._selecting is not entry:
+            return
+        await self.connection.select(instance)
+        if instance is None:
+            await self.dashboard.stop_watching()
+            return
+        await self.dashboard.show_instance(instance)
+
+    def _menus(self) -> None:
+        menu_bar = named(self.menuBar(), "Menu bar")
+        file_menu = named(menu_bar.addMenu("&File"), "File menu")
+        refresh = QAction("&Refresh instances", self)
+        refresh.setShortcut(QKeySequence.StandardKey.Refresh)
+        refresh.triggered.connect(lambda: spawn(self.refresh_instances()))
+        quit_action = QAction("&Quit", self)
+        quit_action.setShortcut(QKeySequence.StandardKey.Quit)
+        quit_action.triggered.connect(self.close)
+        file_menu.addAction(refresh)
+        file_menu.addSeparator()
+        file_menu.addAction(quit_action)
+
+    def _instance_page(self) -> QWidget:
+        page = named(QWidget(), "Instance page")
+        row = QHBoxLayout()
+        row.addWidget(named(QLabel("Instance:"), "Instance label"))
+        row.addWidget(self.picker, 1)
+        layout = QVBoxLayout(page)
+        layout.addLayout(row)
+        layout.addWidget(self.tabs, 1)
+        return page
+
+    def _welcome_page(self) -> QWidget:
+        page = named(QWidget(), "Welcome")
+        heading = named(QLabel("Welcome!"), "Welcome heading")
+        heading.setStyleSheet("font-size: 20pt; font-weight: bold;")
+        text = named(
+            QLabel(
+                "There is no Tentacle on this computer yet. Try one locally: it runs here, "
+                "under your account, and you can remove it again at any time."
+            ),
+            "Welcome text",
+        )
+        text.setWordWrap(True)
+        self.try_locally = named(QPushButton("Try it locally"), "Try it locally")
+        self.try_locally.clicked.connect(self.try_locally_requested.emit)
+        layout = QVBoxLayout(page)
+        layout.addStretch()
+        for widget in (heading, text, self.try_locally):
+            layout.addWidget(widget, 0, Qt.AlignmentFlag.AlignHCenter)
+        layout.addStretch()
+        return page
