@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 from tentacle_manager.gui import spawn
 from tentacle_manager.gui.agent_connection import AgentConnection
 from tentacle_manager.gui.dashboard import Dashboard, named
+from tentacle_manager.gui.mutex_panel import MutexPanel
 from tentacle_manager.gui.scripts_panel import ScriptsPanel
 from tentacle_manager.instances.errors import InstanceError
 from tentacle_manager.instances.instance import Instance
@@ -86,6 +87,9 @@ class MainWindow(QMainWindow):
         self.add_panel(self.dashboard, "Dashboard")
         self.scripts = ScriptsPanel(self.connection)
         self.add_panel(self.scripts, "Scripts")
+        self.mutexes = MutexPanel(self.connection)
+        self.mutexes.show_script.connect(self._show_script)
+        self.add_panel(self.mutexes, "Mutexes")
         self.welcome = self._welcome_page()
         self.pages = named(QStackedWidget(), "Pages")
         self.pages.addWidget(self.welcome)
@@ -98,12 +102,18 @@ class MainWindow(QMainWindow):
         """Add a panel for the selected instance (Scripts, Mutexes, Logs, ...) as a tab."""
         self.tabs.addTab(panel, title)
 
+    def _show_script(self, script: str) -> None:
+        """From the mutex inspector to the script's row, its output and its processes."""
+        self.tabs.setCurrentWidget(self.scripts)
+        self.scripts.select(script)
+
     def show_error(self, message: str) -> None:
         self.statusBar().showMessage(message)
 
     async def start(self) -> None:
         await self.refresh_instances()
         self.scripts.start()
+        self.mutexes.start()
 
     async def refresh_instances(self) -> None:
         """Re-read the index; keep the selection when it still exists, else take the first."""
@@ -133,6 +143,7 @@ class MainWindow(QMainWindow):
     async def shutdown(self) -> None:
         """Stop every poll and close the agent client before the loop goes away."""
         await self.scripts.stop()
+        await self.mutexes.stop()
         await self.dashboard.stop_watching()
         await self.connection.close()
 
