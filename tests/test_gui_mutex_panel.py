@@ -32,7 +32,7 @@ def lock_rows(panel: MutexPanel) -> list[tuple[str, str]]:
         parent = panel.locks.topLevelItem(lock)
         for child in range(parent.childCount()):
             item = parent.child(child)
-            rows.append((item.text(4), item.text(1)))
+            rows.append((item.text(3), item.text(1)))
     return rows
 
 

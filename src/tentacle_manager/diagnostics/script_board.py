@@ -23,6 +23,7 @@ from tentacle_manager.contracts import (
 from tentacle_manager.diagnostics.activity import Activity, ActivitySample, Verdict, classify
 
 QUARANTINED = "quarantined"  # a row state beyond ScriptPhase: abandoned, processes survive
+SERVICE_MESSAGE = "##octopus["  # Tentacle's markers for the server, not output to show
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,11 @@ class ScriptBoard:
         seen = self._seen.get(status.ticket.key)
         if seen is None:
             return
-        printed = [r for r in status.logs if r.source is not ProcessOutputSource.DEBUG]
+        printed = [
+            r
+            for r in status.logs
+            if r.source is not ProcessOutputSource.DEBUG and not r.text.startswith(SERVICE_MESSAGE)
+        ]
         if printed:
             seen.last_line = printed[-1].text
         seen.next_sequence = max(seen.next_sequence, status.next_log_sequence)
@@ -120,8 +125,8 @@ class ScriptBoard:
             state = QUARANTINED
         end = summary.completed if finished else now
         activity = seen.verdict
-        if finished and activity is not None:
-            activity = Verdict(Activity.ENDED, activity.reason)
+        if summary.phase is ScriptPhase.QUEUED:  # no process yet: its activity is the wait
+            activity = Verdict(Activity.WAITING, f"waiting for the mutex {summary.mutex_name}")
         return ScriptRow(
             ticket=summary.ticket.task_id,
             task_id=summary.task_id,

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import QApplication
 from qasync import QEventLoop
 
 from tentacle_manager.gui.main_window import MainWindow
+from tentacle_manager.gui.theme import THEMES, apply_theme
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +28,9 @@ def _parser() -> argparse.ArgumentParser:
         prog="tentacle-manager", description="Tentacle Manager: set up and watch Tentacle agents."
     )
     parser.add_argument("--instance", help="The instance to show first")
+    parser.add_argument(
+        "--theme", choices=THEMES, default="system", help="Colours: the desktop's, light or dark"
+    )
     # Hidden: run this many child processes on the Qt loop after start-up, then quit. The test
     # suite uses it to keep watch on PySide6 6.12's abort at exit after ~50 (see pyproject).
     parser.add_argument(
@@ -41,6 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     app = cast(QApplication, QApplication.instance() or QApplication([sys.argv[0]]))
     app.setApplicationName("Tentacle Manager")
     app.setQuitOnLastWindowClosed(False)
+    apply_theme(app, options.theme)
     with asyncio.Runner(loop_factory=lambda: QEventLoop(app)) as runner:
         return runner.run(_run(options))
 

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 from datetime import datetime, timedelta
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -42,6 +42,7 @@ from tentacle_manager.gui.mutex_timeline import MutexTimeline
 from tentacle_manager.gui.scripts_panel import AGENT_ERRORS
 
 RECONNECT_SECONDS = 2.0
+TICK_MS = 1000
 PARTY = Qt.ItemDataRole.UserRole
 
 
@@ -57,6 +58,9 @@ class MutexPanel(QWidget):
         self._confirmation: QMessageBox | None = None
         self.setAccessibleName("Mutexes")
         self._build()
+        self._ticker = QTimer(self)  # ages and the timeline move even when no event arrives
+        self._ticker.timeout.connect(lambda: self._show(self.snapshot))
+        self._ticker.start(TICK_MS)
 
     def start(self) -> None:
         if self._follower is None:
@@ -73,7 +77,8 @@ class MutexPanel(QWidget):
 
     def _build(self) -> None:
         self.locks = named(QTreeWidget(), "Locks, holders and waiters")
-        self.locks.setHeaderLabels(["Lock / party", "Role", "Level", "Task", "Ticket", "For"])
+        self.locks.setHeaderLabels(["Lock / task", "Role", "Level", "Ticket", "For"])
+        self.locks.setColumnWidth(0, 280)
         self.locks.itemSelectionChanged.connect(self._selection_changed)
         self.explanation = named(QLabel(""), "What the selected party is doing")
         self.explanation.setWordWrap(True)
@@ -215,14 +220,7 @@ def waiting_sentence(party: MutexParty, state: MutexState) -> str:
 
 def _party_item(party: MutexParty, role: str, now: datetime) -> QTreeWidgetItem:
     item = QTreeWidgetItem(
-        [
-            party.task_id,
-            role,
-            _level(party.level),
-            party.task_id,
-            party.ticket.task_id,
-            _age(now - party.since),
-        ]
+        [party.task_id, role, _level(party.level), party.ticket.task_id, _age(now - party.since)]
     )
     item.setData(0, PARTY, party)
     return item

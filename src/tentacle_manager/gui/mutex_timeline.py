@@ -65,10 +65,11 @@ class MutexTimeline(QWidget):
         for minutes in (60, 45, 30, 15, 0):
             x = self._x(now - self._history.window * (minutes / 60), now)
             painter.drawLine(int(x), AXIS_HEIGHT - 4, int(x), self.height())
-            text = "now" if minutes == 0 else f"-{minutes} min"
-            painter.drawText(
-                QRectF(x - 40, 0, 80, AXIS_HEIGHT - 4), Qt.AlignmentFlag.AlignCenter, text
-            )
+            if minutes == 0:  # at the right edge: end the label there rather than cut it
+                box, align = QRectF(x - 80, 0, 80, AXIS_HEIGHT - 4), Qt.AlignmentFlag.AlignRight
+            else:
+                box, align = QRectF(x - 40, 0, 80, AXIS_HEIGHT - 4), Qt.AlignmentFlag.AlignCenter
+            painter.drawText(box, align, "now" if minutes == 0 else f"-{minutes} min")
 
     def _bar(self, painter: QPainter, interval: Interval, top: float, now: datetime) -> None:
         left = self._x(interval.start, now)

@@ -112,6 +112,8 @@ class ScriptsPanel(QWidget):
         self._table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self._table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self._table.horizontalHeader().setStretchLastSection(True)
+        self._table.setWordWrap(False)
+        self._table.verticalHeader().setVisible(False)
         self._table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self._table.customContextMenuRequested.connect(self._context_menu)
         self._table.selectionModel().selectionChanged.connect(self._selection_changed)

@@ -1,0 +1,101 @@
+"""Opens the real manager window against a real agent with real scripts, and saves a PNG of
+each main screen. Run by tests/test_screenshots.py under Xvfb:
+
+    python -m tests.screenshot_driver OUTPUT_DIR THEME     (QT_SCALE_FACTOR sets the scale)
+
+It sandboxes itself (its own instance index, secret store and service state under
+OUTPUT_DIR/sandbox) before importing anything that reads them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from tentacle_manager.instances.registry import HOME_OVERRIDE_VARIABLE
+
+OUTPUT = Path(sys.argv[1]).resolve()
+THEME = sys.argv[2]
+SANDBOX = OUTPUT / "sandbox"
+os.environ[HOME_OVERRIDE_VARIABLE] = str(SANDBOX / "etc")
+os.environ["TENTACLE_SECRET_STORE"] = "file"
+os.environ["XDG_STATE_HOME"] = str(SANDBOX / "state")
+
+from PySide6.QtWidgets import QApplication, QWidget  # noqa: E402
+from qasync import QEventLoop  # noqa: E402
+
+from tentacle_manager.contracts import CancelScriptCommand, ticket  # noqa: E402
+from tentacle_manager.gui.main_window import MainWindow  # noqa: E402
+from tentacle_manager.gui.theme import apply_theme  # noqa: E402
+from tests.gui_support import InProcessAgent, Sandbox  # noqa: E402
+from tests.support import kill_strays, start_command  # noqa: E402
+
+STUBBORN = "trap '' INT TERM; echo holding the web lock; while true; do sleep 0.05; done"
+CHATTY = "for i in $(seq 1 100000); do echo deploying file $i of 100000; sleep 0.01; done"
+
+
+async def until(condition: Callable[[], bool], timeout: float = 20.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError("the window did not show what was expected")
+        await asyncio.sleep(0.1)
+
+
+def save(widget: QWidget, name: str) -> None:
+    widget.grab().save(str(OUTPUT / f"{name}.png"))
+
+
+async def shoot(app: QApplication) -> None:
+    instance = Sandbox(SANDBOX).create_instance("Tentacle")
+    agent = InProcessAgent(instance)
+    await agent.start()
+    window = MainWindow(preferred="Tentacle")
+    window.resize(1280, 800)
+    window.show()
+    await window.start()
+    try:
+        await until(lambda: window.connection.agent is not None)
+        client = window.connection.agent
+        await client.start_script(start_command("deploy-web-42", STUBBORN, mutex="web"))
+        await client.start_script(start_command("deploy-web-43", "echo next", mutex="web"))
+        await client.start_script(start_command("deploy-api-7", CHATTY, mutex="api"))
+        await client.start_script(start_command("backup-db-3", "echo done; exit 0"))
+        await asyncio.sleep(2.5)
+        save(window, "dashboard")
+
+        window.tabs.setCurrentWidget(window.scripts)
+        await window.scripts.refresh()
+        window.scripts.select("deploy-web-42")
+        await client.cancel_script(CancelScriptCommand(ticket=ticket("deploy-web-42")))
+        await until(lambda: window.scripts._ladder.count() > 0)
+        window.scripts.select("deploy-web-42")
+        await window.scripts.refresh()
+        save(window, "scripts-during-cancel")
+
+        window.tabs.setCurrentWidget(window.mutexes)
+        await until(lambda: window.mutexes.locks.topLevelItemCount() >= 2)
+        window.mutexes._reselect("deploy-web-43")
+        save(window, "mutex-inspector")
+    finally:
+        await window.shutdown()
+        window.close()
+        await agent.stop()
+        kill_strays(SANDBOX)
+
+
+def main() -> int:
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    app = QApplication([sys.argv[0]])
+    app.setQuitOnLastWindowClosed(False)
+    apply_theme(app, THEME)
+    with asyncio.Runner(loop_factory=lambda: QEventLoop(app)) as runner:
+        runner.run(shoot(app))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

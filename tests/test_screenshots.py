@@ -1,0 +1,59 @@
+"""Screenshots of the main screens, from the real window under Xvfb, at 100% and 200% scale
+in the light and the dark palette. They are written to screenshots/ in the checkout for a
+person to look at; the test checks they were made whole."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PySide6.QtGui import QImage
+
+ROOT = Path(__file__).resolve().parent.parent
+SCREENS = ("dashboard", "scripts-during-cancel", "mutex-inspector")
+WINDOW = (1280, 800)
+
+
+@pytest.fixture(scope="module")
+def xvfb_run() -> str:
+    if shutil.which("xvfb-run") is None:
+        installed = subprocess.run([str(ROOT / "scripts" / "ensure-xvfb")], capture_output=True)
+        if installed.returncode != 0 or shutil.which("xvfb-run") is None:
+            pytest.skip(f"Xvfb could not be installed: {installed.stderr.decode()[-300:]}")
+    return str(shutil.which("xvfb-run"))
+
+
+@pytest.mark.parametrize(("theme", "scale"), [("light", 1), ("dark", 1), ("light", 2), ("dark", 2)])
+def test_every_main_screen_is_captured(xvfb_run: str, theme: str, scale: int, tmp_path) -> None:
+    folder = ROOT / "screenshots" / f"{theme}-{scale * 100}"
+    shutil.rmtree(folder, ignore_errors=True)
+    environment = {**os.environ, "QT_SCALE_FACTOR": str(scale)}
+    environment.pop("QT_QPA_PLATFORM", None)  # a real X server this time
+    result = subprocess.run(
+        [
+            xvfb_run,
+            "-a",
+            "-s",
+            "-screen 0 2800x1800x24",
+            sys.executable,
+            "-m",
+            "tests.screenshot_driver",
+            str(folder),
+            theme,
+        ],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    shutil.rmtree(folder / "sandbox", ignore_errors=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    for screen in SCREENS:
+        image = QImage(str(folder / f"{screen}.png"))
+        assert not image.isNull(), screen
+        assert (image.width(), image.height()) == (WINDOW[0] * scale, WINDOW[1] * scale), screen
