@@ -123,30 +123,6 @@ async def wait_until(condition: Callable[[], bool], what: str, timeout: float = 
     return time.monotonic() - started
 
 
-class LagMeter:
-    """The longest time the loop was late to wake a 10 ms sleeper: how long it was blocked."""
-
-    def __init__(self) -> None:
-        self.worst = 0.0
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self.worst = 0.0
-        self._task = asyncio.get_running_loop().create_task(self._measure())
-
-    async def stop(self) -> float:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.wait([self._task])
-        return self.worst
-
-    async def _measure(self) -> None:
-        while True:
-            before = time.monotonic()
-            await asyncio.sleep(0.01)
-            self.worst = max(self.worst, time.monotonic() - before - 0.01)
-
-
 def our_widgets(root: QWidget) -> list[QWidget]:
     """The widgets a panel built, without the parts Qt builds inside its own widgets (a tab
     widget's bar, a combo box's popup), which Qt's accessibility layer describes itself."""

@@ -18,13 +18,12 @@ from tests.support import start_command, wait_complete, wait_for_status
 
 
 async def poll(board: ScriptBoard, service: ScriptService) -> None:
-    """One round of what the panel does: list, new output, process trees."""
+    """One round of what the panel does: the list, unseen quick scripts, process trees."""
     board.update(ScriptList(scripts=service.list_scripts(), quarantined=service.quarantined()))
-    for name in board.live_tickets():
-        request = ScriptStatusRequest(
-            ticket=ticket(name), last_log_sequence=board.next_sequence(name)
-        )
+    for name in board.unread_tickets():
+        request = ScriptStatusRequest(ticket=ticket(name), last_log_sequence=0)
         board.observe_output(await service.get_status(request))
+    for name in board.live_tickets():
         tree = await service.process_tree(ticket(name))
         if tree is not None:
             board.observe_tree(tree, time.monotonic())

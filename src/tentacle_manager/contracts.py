@@ -355,6 +355,8 @@ class ScriptSummary(Contract):
     started: datetime | None = None
     completed: datetime | None = None
     pid: int | None = None
+    next_log_sequence: int = 0  # for a live script: how much output it has so far
+    last_line: str = ""  # for a live script: its latest line of output (not the agent's own)
 
 
 class MutexParty(Contract):

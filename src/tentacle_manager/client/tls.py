@@ -88,7 +88,9 @@ async def connect_context(
     presented = thumbprint_of_der(der)
     if presented != expected_thumbprint.upper():
         raise AgentIdentityError(f"{host}:{port}", presented, expected_thumbprint.upper())
-    context = pinned_context(identity, der)
+    # Decrypting the private key takes a good part of a second of CPU on a small machine; in a
+    # thread, the manager's window stays responsive while it connects.
+    context = await asyncio.to_thread(pinned_context, identity, der)
     await _check_accepted(host, port, context, identity)
     return context
 

@@ -63,26 +63,24 @@ class ScriptBoard:
             if key not in current:
                 del self._seen[key]
         for key, summary in current.items():
-            seen = self._seen.get(key)
-            if seen is None:
-                self._seen[key] = _Seen(summary)
-            else:
-                seen.summary = summary
+            seen = self._seen.setdefault(key, _Seen(summary))
+            seen.summary = summary
+            if summary.next_log_sequence > seen.next_sequence:  # a live script's own figures
+                seen.next_sequence = summary.next_log_sequence
+                seen.read = True
+                if _shown(summary.last_line):
+                    seen.last_line = summary.last_line
         self._quarantined = {entry.ticket.key for entry in listing.quarantined}
 
     def live_tickets(self) -> list[str]:
-        """Tickets worth polling: the live ones, and finished ones whose output was never read
-        (a quick script can end between two list polls)."""
+        """Tickets whose processes are worth sampling."""
         live = (ScriptPhase.QUEUED, ScriptPhase.RUNNING, ScriptPhase.CANCELLING)
-        return [
-            s.summary.ticket.task_id
-            for s in self._seen.values()
-            if s.summary.phase in live or not s.read
-        ]
+        return [s.summary.ticket.task_id for s in self._seen.values() if s.summary.phase in live]
 
-    def next_sequence(self, ticket: str) -> int:
-        seen = self._seen.get(ticket.lower())
-        return seen.next_sequence if seen else 0
+    def unread_tickets(self) -> list[str]:
+        """Finished tickets whose output was never seen: a quick script can end between two
+        list polls, and then only its status says what it printed last."""
+        return [s.summary.ticket.task_id for s in self._seen.values() if not s.read]
 
     def observe_output(self, status: ScriptStatusResponse) -> None:
         seen = self._seen.get(status.ticket.key)
@@ -140,6 +138,10 @@ class ScriptBoard:
             activity=None if finished else activity,
             pid=summary.pid,
         )
+
+
+def _shown(line: str) -> bool:
+    return bool(line) and not line.startswith(SERVICE_MESSAGE)
 
 
 def _level(level: ScriptIsolationLevel) -> str:

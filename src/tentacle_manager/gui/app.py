@@ -18,6 +18,7 @@ from PySide6.QtWidgets import QApplication
 from qasync import QEventLoop
 
 from tentacle_manager.gui.main_window import MainWindow
+from tentacle_manager.gui.responsiveness import LoopLagProbe
 from tentacle_manager.gui.theme import THEMES, apply_theme
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,13 @@ def _parser() -> argparse.ArgumentParser:
     # suite uses it to keep watch on PySide6 6.12's abort at exit after ~50 (see pyproject).
     parser.add_argument(
         "--self-test-subprocesses", type=int, default=0, metavar="N", help=argparse.SUPPRESS
+    )
+    parser.add_argument(
+        "--measure-lag",
+        type=float,
+        default=0,
+        metavar="SECONDS",
+        help="Run for SECONDS, print how long the event loop was ever blocked, and quit",
     )
     return parser
 
@@ -60,6 +68,12 @@ async def _run(options: argparse.Namespace) -> int:
     status = 0
     if options.self_test_subprocesses:
         status = await _run_subprocesses(options.self_test_subprocesses)
+        window.close()
+    if options.measure_lag:
+        probe = LoopLagProbe()
+        probe.start()
+        await asyncio.sleep(options.measure_lag)
+        print(await probe.stop(), flush=True)
         window.close()
     await closed.wait()
     await window.shutdown()

@@ -254,12 +254,13 @@ class ScriptsPanel(QWidget):
             await asyncio.sleep(REFRESH_SECONDS)
 
     async def _refresh(self, agent: HttpsAgent, with_trees: bool) -> None:
+        """The list carries each live script's latest line and output count, so only the
+        selected script's output and the never-seen quick ones cost a request of their own."""
         self._board.update(await agent.list_scripts())
-        for name in self._board.live_tickets():
-            request = ScriptStatusRequest(
-                ticket=ticket(name), last_log_sequence=self._board.next_sequence(name)
-            )
+        for name in self._board.unread_tickets():
+            request = ScriptStatusRequest(ticket=ticket(name), last_log_sequence=0)
             self._board.observe_output(await agent.get_status(request))
+        for name in self._board.live_tickets():
             if with_trees or name == self._selected:
                 tree = await agent.script_processes(ticket(name))
                 self._board.observe_tree(tree, time.monotonic())

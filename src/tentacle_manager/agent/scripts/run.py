@@ -111,7 +111,15 @@ class ScriptRun:
 
     def summary(self) -> ScriptSummary:
         self.flush()
-        return summarise(self.state, self.phase, self.processes)
+        summary = summarise(self.state, self.phase, self.processes)
+        if self.is_complete:
+            return summary
+        return summary.model_copy(
+            update={
+                "next_log_sequence": self.writer.position.count,
+                "last_line": self.writer.last_line,
+            }
+        )
 
 
 def phase_of(state: ScriptState) -> ScriptPhase:

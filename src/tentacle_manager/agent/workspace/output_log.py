@@ -82,6 +82,7 @@ class Position:
 
 
 SMALL_BLOCK = 4096
+LAST_LINE_LIMIT = 1024
 
 
 def line_ends(body: bytes | bytearray | memoryview) -> np.ndarray:
@@ -99,6 +100,7 @@ class OutputLogWriter:
         self._log = os.open(directory / LOG_FILE, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         self._index = os.open(directory / INDEX_FILE, os.O_WRONLY | os.O_CREAT, 0o600)
         self._closed = False
+        self.last_line = ""  # the script's latest line, for the manager's scripts table
 
     @property
     def closed(self) -> bool:
@@ -173,6 +175,14 @@ class OutputLogWriter:
             self.position.stderr_offset,
         )
         os.pwrite(self._index, packed, 0)
+        if source is not ProcessOutputSource.DEBUG and count:
+            self.last_line = _last_line(body)
+
+
+def _last_line(body: bytes | memoryview) -> str:
+    """The last line of a block, read from its end only (a block can be megabytes)."""
+    tail = bytes(body[-LAST_LINE_LIMIT:]).rstrip(b"\n")
+    return tail[tail.rfind(b"\n") + 1 :].decode("utf-8", "replace")
 
 
 def _header(source: ProcessOutputSource, first: int, count: int, size: int) -> bytes:
