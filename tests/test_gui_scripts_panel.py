@@ -7,6 +7,7 @@ import asyncio
 import time
 from collections.abc import Callable
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 from pytestqt.qtbot import QtBot
 
@@ -120,3 +121,21 @@ def test_every_control_has_an_accessible_name(qtbot: QtBot) -> None:
         if not w.accessibleName()
     ]
     assert unnamed == []
+
+
+def test_the_panel_can_be_used_with_the_keyboard_alone(qtbot: QtBot) -> None:
+    """Tab reaches every control, and the shortcuts are listed in the context menu."""
+    panel = ScriptsPanel(AgentConnection())
+    qtbot.addWidget(panel)
+    panel.show()
+    panel._table.setFocus()
+    reached = set()
+    for _ in range(30):
+        widget = panel.focusWidget()
+        if widget is not None:
+            reached.add(widget.accessibleName() or type(widget).__name__)
+        qtbot.keyClick(widget or panel, Qt.Key.Key_Tab)
+    # the table, the details' tab bar (Qt names it for screen readers itself), the output
+    assert {"Scripts", "QTabBar", "Output of the selected script"} <= reached, reached
+    shortcuts = {a.text(): a.shortcut().toString() for a in panel._actions}
+    assert shortcuts == {"Cancel script": "Del", "Abandon script": "Shift+Del"}

@@ -46,7 +46,7 @@ from tentacle_manager.contracts import (
     ticket,
     utc_now,
 )
-from tentacle_manager.diagnostics.script_board import ScriptBoard, ScriptRow
+from tentacle_manager.diagnostics.script_board import QUARANTINED, ScriptBoard, ScriptRow
 from tentacle_manager.gui import spawn
 from tentacle_manager.gui.agent_connection import AgentConnection
 from tentacle_manager.gui.dashboard import named
@@ -60,6 +60,10 @@ AGENT_ERRORS = (AgentUnavailableError, AgentRefusedError, AgentIdentityError, Ag
 CANCEL_TEXT = (
     "Cancel {ticket}?\n\nThe agent interrupts the script's whole process tree, then "
     "terminates and kills what is left. If it is still alive after that, you can abandon it."
+)
+QUARANTINE_HINT = (
+    "Processes that survive repeated kills are usually stuck in the kernel (a hung disk or "
+    "network mount); a reboot of this machine frees them."
 )
 ABANDON_TEXT = (
     "Abandon {ticket}?\n\nThe agent stops waiting for it: its isolation mutex is freed at "
@@ -120,11 +124,15 @@ class ScriptsPanel(QWidget):
 
         self._cancel = named(QPushButton("&Cancel script"), "Cancel the selected script")
         self._abandon = named(QPushButton("&Abandon script"), "Abandon the selected script")
+        self._kill_again = named(
+            QPushButton("&Kill quarantined again"), "Kill the quarantined processes again"
+        )
         self._cancel.clicked.connect(self.ask_cancel)
         self._abandon.clicked.connect(self.ask_abandon)
+        self._kill_again.clicked.connect(lambda: spawn(self._retry_quarantine()))
         self._status = named(QLabel(""), "Scripts panel status")
         buttons = QHBoxLayout()
-        for widget in (self._cancel, self._abandon):
+        for widget in (self._cancel, self._abandon, self._kill_again):
             buttons.addWidget(widget)
         buttons.addWidget(self._status, 1)
 
@@ -191,6 +199,10 @@ class ScriptsPanel(QWidget):
         live = row is not None and row.exit_code is None
         self._cancel.setEnabled(live)
         self._abandon.setEnabled(live)
+        quarantined = row is not None and row.state == QUARANTINED
+        self._kill_again.setEnabled(quarantined)
+        if quarantined:
+            self._status.setText(QUARANTINE_HINT)
         for action, enabled in zip(self._actions, (live, live), strict=True):
             action.setEnabled(enabled)
 
@@ -242,6 +254,23 @@ class ScriptsPanel(QWidget):
             self._status.setText(f"Could not {verb} {script}: {error}")
             return
         self._status.setText(f"{script}: {status.state.name.lower()}, exit code {status.exit_code}")
+        await self.refresh()
+
+    async def _retry_quarantine(self) -> None:
+        agent = self._connection.agent
+        if agent is None:
+            return
+        try:
+            left = await agent.retry_quarantine()
+        except AGENT_ERRORS as error:
+            self._status.setText(f"Could not kill the quarantined processes again: {error}")
+            return
+        survivors = sum(len(entry.processes) for entry in left.quarantined)
+        self._status.setText(
+            f"{survivors} quarantined process(es) still alive. {QUARANTINE_HINT}"
+            if survivors
+            else "Every quarantined process is gone."
+        )
         await self.refresh()
 
     # --- refreshing ----------------------------------------------------------------------------
