@@ -1,7 +1,8 @@
 """Run every benchmark, each in a fresh interpreter, then summarise; exit 1 if a target is missed.
 
 Usage: python -m benchmarks.run_all [--quick] [--profile] [name ...]
-Names are module suffixes (overhead, cancel_abandon, output, status, mutex, api); default: all.
+Names are module suffixes (overhead, cancel_abandon, output, status, mutex, api,
+log_viewer); default: all.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ BENCHMARKS = {
     "status": "status",
     "mutex": "mutex",
     "api": "api",
+    "log_viewer": "log_viewer",
 }
 TIMEOUT = 900  # seconds per benchmark; a hung one is reported, not waited on for ever
 

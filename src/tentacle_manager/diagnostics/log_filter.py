@@ -1,6 +1,6 @@
 """Which lines of an indexed log match a filter: a substring, a regular expression, or levels.
 
-A search runs over blocks of whole lines (8 MB) read through the index, one block per
+A search runs over blocks of whole lines (2 MB) read through the index, one block per
 executor call, and yields the sorted int64 array of matching line numbers that the viewer's
 proxy model shows. No filter loops over lines in Python: substrings and expressions are found
 by C-level scans over a whole block (`bytearray.find`, `str.find`, `re`), with a little Python
@@ -38,7 +38,7 @@ from tentacle_manager.diagnostics.log_format import (
 )
 from tentacle_manager.diagnostics.log_index import LineBlock, LogIndex
 
-BLOCK_BYTES = 8 << 20
+BLOCK_BYTES = 2 << 20  # decoding or case-folding one block holds the GIL for a few ms
 _WINDOW = 256 << 10
 _LOOK_BACK_LINES = 64  # lines read at a time when looking for the record above a block
 _HEADER_BYTES = 64  # enough of a line to parse its header
@@ -96,7 +96,9 @@ class Regex:
         object.__setattr__(self, "compiled", compiled)
 
     def matching(self, block: LineBlock, index: LogIndex) -> np.ndarray:
-        text = block.text().replace("\r\n", "\n")
+        text = block.text()
+        if "\r" in text:
+            text = text.replace("\r\n", "\n")  # so that `$` matches before a CRLF too
         search = self.compiled.search
 
         def find(begin: int, end: int) -> int:
@@ -118,8 +120,8 @@ class Levels:
 
     def matching(self, block: LineBlock, index: LogIndex) -> np.ndarray:
         headers = header_levels(block.array(), block.bounds)
-        starts_inside = block.line_count == 0 or headers[0] != NO_LEVEL
-        above = NO_LEVEL if starts_inside else _level_above(index, block.first_line)
+        opens_a_record = block.line_count == 0 or headers[0] != NO_LEVEL
+        above = NO_LEVEL if opens_a_record else _level_above(index, block.first_line)
         lines = record_levels(headers, above)
         return np.flatnonzero(np.isin(lines, [int(level) for level in self.levels]))
 
@@ -145,6 +147,8 @@ class FilterResult:
 
 @dataclass(frozen=True)
 class FilterProgress:
+    """Reported after every block, so a view can show how far a long search has come."""
+
     searched: int  # lines searched so far, from the search's start
     total: int
     matches: int
@@ -169,7 +173,10 @@ class FilterRunner:
         start: int = 0,
         progress: Callable[[FilterProgress], None] | None = None,
     ) -> FilterResult:
-        """Search the lines indexed so far from `start`, one block per executor call."""
+        """Search the lines indexed so far from `start`, one block per executor call.
+
+        Raises FilterCancelled when a newer search or `cancel()` replaces this one.
+        """
         self._generation += 1
         generation = self._generation
         loop = asyncio.get_running_loop()
@@ -204,7 +211,7 @@ class FilterRunner:
 
 
 class _Haystack(Protocol):
-    """A block as _hit_lines searches it: a bytearray with bytes needles, or a str with str."""
+    """A block as _first_hits searches it: a bytearray with bytes needles, or a str with str."""
 
     def find(self, sub: Any, start: int, end: int, /) -> int: ...
     def rfind(self, sub: Any, start: int, end: int, /) -> int: ...

@@ -41,18 +41,34 @@ _HEADER = re.compile(
     re.ASCII,
 )
 
-# The header when pid and thread fit in five columns, as nearly always: d is a digit, n a digit
-# or a space of the padding before the digits, L the level right-aligned to five.
-_LAYOUT = "dddd-dd-dd dd:dd:dd.dddd  nnnnd  nnnnd LLLLL  "
-_TEMPLATE = np.frombuffer(_LAYOUT.encode(), dtype=np.uint8)
-_STAMP_WIDTH = _LAYOUT.index("n")  # the timestamp and the two spaces after it
+
+def _layout(pid_width: int, thread_width: int) -> str:
+    """The header as columns: d a digit, n a digit or a space of the padding before the digits,
+    L the level right-aligned to five; pid and thread are padded to five but can be wider."""
+    return (
+        "dddd-dd-dd dd:dd:dd.dddd  "
+        + "n" * (pid_width - 1)
+        + "d  "
+        + "n" * (thread_width - 1)
+        + "d LLLLL  "
+    )
+
+
+# Tried in this order, the common first: Linux pids reach seven digits (pid_max 4194304).
+_LAYOUTS = [_layout(pid, thread) for thread in (5, 6) for pid in (5, 7, 6)]
+_STAMP = _LAYOUTS[0][: _LAYOUTS[0].index("n")]  # the timestamp and the two spaces after it
 _LEVEL_NAMES = np.array([list(f"{level.name:>5}".encode()) for level in Level], dtype=np.uint8)
 
 
 @cache
-def _columns(kind: str, width: int) -> np.ndarray:
-    """Where the layout's first `width` columns hold one of the `kind` characters."""
-    return np.array([i for i, c in enumerate(_LAYOUT[:width]) if c in kind], dtype=np.intp)
+def _columns(layout: str, kinds: str) -> np.ndarray:
+    """Where the layout has one of the `kinds` of column."""
+    return np.array([i for i, c in enumerate(layout) if c in kinds], dtype=np.intp)
+
+
+@cache
+def _template(layout: str) -> np.ndarray:
+    return np.frombuffer(layout.encode(), dtype=np.uint8)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,27 +111,35 @@ def header_levels(data: np.ndarray, bounds: np.ndarray) -> np.ndarray:
     """The level of every line that opens a record and NO_LEVEL for the others, as int8.
 
     `data` holds the lines as uint8; line k is data[bounds[k]:bounds[k + 1]]. The first columns
-    of all lines are gathered into one matrix and checked against the fixed layout at once; only
-    the rare lines whose timestamp fits but whose wide pid or thread does not are parsed one by
-    one.
+    of all lines are gathered into one matrix and checked against the usual layout at once;
+    lines that start with a timestamp but do not fit it are tried with wider pids and threads
+    the same way, and only those that fit none of the layouts are parsed one by one.
     """
-    starts = bounds[:-1]
-    lengths = np.diff(bounds)
-    levels = np.full(len(starts), NO_LEVEL, dtype=np.int8)
-    long = np.flatnonzero(lengths >= len(_LAYOUT))
-    heads = _heads(data, starts[long], len(_LAYOUT))
-    fits = _fit(heads)
-    named = heads[:, _columns("L", len(_LAYOUT))]
-    for level, name in zip(Level, _LEVEL_NAMES, strict=True):
-        levels[long[fits & (named == name).all(axis=1)]] = level
-    unfit = np.flatnonzero((lengths >= _STAMP_WIDTH) & (levels == NO_LEVEL))
-    stamped = unfit[_fit(_heads(data, starts[unfit], _STAMP_WIDTH))]
-    for line in stamped.tolist():
+    levels = np.full(len(bounds) - 1, NO_LEVEL, dtype=np.int8)
+    undecided = _read_levels(levels, data, bounds, np.arange(len(levels)), _LAYOUTS[0])
+    long = undecided[np.diff(bounds)[undecided] >= len(_STAMP)]
+    undecided = long[_fit(_heads(data, bounds[long], len(_STAMP)), _STAMP)]
+    for layout in _LAYOUTS[1:]:
+        undecided = _read_levels(levels, data, bounds, undecided, layout)
+    for line in undecided.tolist():
         text = bytes(data[bounds[line] : bounds[line + 1]]).decode("utf-8", "replace")
         parsed = parse_line(text)
         if parsed is not None:
             levels[line] = parsed.level
     return levels
+
+
+def _read_levels(
+    levels: np.ndarray, data: np.ndarray, bounds: np.ndarray, lines: np.ndarray, layout: str
+) -> np.ndarray:
+    """Set the level of those `lines` that fit `layout`; return the others."""
+    tried = lines[np.diff(bounds)[lines] >= len(layout)]
+    heads = _heads(data, bounds[tried], len(layout))
+    fits = _fit(heads, layout)
+    named = heads[:, _columns(layout, "L")]
+    for level, name in zip(Level, _LEVEL_NAMES, strict=True):
+        levels[tried[fits & (named == name).all(axis=1)]] = level
+    return lines[levels[lines] == NO_LEVEL]
 
 
 def _heads(data: np.ndarray, starts: np.ndarray, width: int) -> np.ndarray:
@@ -125,13 +149,12 @@ def _heads(data: np.ndarray, starts: np.ndarray, width: int) -> np.ndarray:
     return np.lib.stride_tricks.sliding_window_view(data, width)[starts]
 
 
-def _fit(heads: np.ndarray) -> np.ndarray:
-    """Rows that fit the first heads.shape[1] columns of _LAYOUT, the level's excepted."""
-    width = heads.shape[1]
-    literal = _columns("-: .", width)
-    fits = (heads[:, literal] == _TEMPLATE[literal]).all(axis=1)
-    fits &= _digit(heads[:, _columns("d", width)]).all(axis=1)
-    padding = _columns("n", width)
+def _fit(heads: np.ndarray, layout: str) -> np.ndarray:
+    """Rows that fit the layout, whose level columns are left to the caller."""
+    literal = _columns(layout, "-: .")
+    fits = (heads[:, literal] == _template(layout)[literal]).all(axis=1)
+    fits &= _digit(heads[:, _columns(layout, "d")]).all(axis=1)
+    padding = _columns(layout, "n")
     padded = heads[:, padding]
     space = ord(" ")
     # A space only where the column before is a space too: the digits come last.

@@ -2,14 +2,15 @@
 
 The log viewer's item model asks how many lines there are and for lines i..j, and its filters
 ask for blocks of whole lines. A 1 GB log has some seven million lines: reading it whole would
-stall the GUI for seconds and cost a gigabyte. So `update` reads the file a chunk at a time in
-an executor thread, finds each chunk's newlines with numpy and keeps only their offsets: eight
-bytes a line, in fixed-size blocks that never move, so growing never copies the array. The
-first chunk is small, so the first screen can be shown while the rest is still being indexed.
+stall the GUI for seconds and cost a gigabyte. So `update` scans the file in chunks of 16 MB,
+two at a time in executor threads, finds each chunk's newlines with numpy and keeps only their
+offsets: eight bytes a line, in fixed-size blocks that never move, so growing never copies the
+array. The first chunk is small, so the first screen can be shown at once while the rest is
+still being indexed, and the view can follow the progress reported after every chunk.
 
-Chunks are read into one reused buffer rather than memory-mapped: touching a mapped page of a
-file that another process has truncated (copytruncate rotation) raises SIGBUS, which kills the
-whole GUI, while a read merely returns fewer bytes. The scan costs about the same either way.
+A scan reads its chunk a megabyte at a time rather than memory-mapping it: touching a mapped
+page of a file that another process has truncated (copytruncate rotation) raises SIGBUS, which
+kills the whole GUI, while a read merely returns fewer bytes. The scan costs about the same.
 
 Follow mode is calling `update` again: the index extends from where it stopped. A file that
 shrank, was replaced by another (rotation: a new inode), or whose last indexed bytes changed is
@@ -32,12 +33,13 @@ from dataclasses import dataclass, replace
 from enum import Enum
 from itertools import islice, pairwise
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
 FIRST_CHUNK_BYTES = 1 << 20  # small, so that the first screen is there at once
 CHUNK_BYTES = 16 << 20  # indexed per executor call, between two progress reports
-READ_BYTES = 1 << 20
+READ_BYTES = 1 << 20  # read at a time by a scan
 SCANNERS = 2  # chunks scanned at once: numpy lets go of the GIL, so two cores take half the time
 _BLOCK_ENTRIES = 1 << 20  # line ends per storage block (8 MB)
 _TAIL_BYTES = 64  # the last indexed bytes, kept to notice a file rewritten in place
@@ -234,16 +236,15 @@ class LogIndex:
             state = self._state
             chunks = self._chunks(state.extent.indexed_bytes, state.extent.file_bytes)
 
-            def scan_next() -> Iterator[asyncio.Future[_Scan | None]]:
-                for start, stop in islice(chunks, 1):
-                    yield loop.run_in_executor(None, _scan, self.path, state.identity, start, stop)
+            def scan(chunk: tuple[int, int]) -> asyncio.Future[_Scan | None]:
+                return loop.run_in_executor(None, _scan, self.path, state.identity, *chunk)
 
-            scans = deque(future for _ in range(SCANNERS) for future in scan_next())
+            scans = deque(scan(chunk) for chunk in islice(chunks, SCANNERS))
             try:
                 while scans and self._publish(await scans.popleft()):
                     if progress is not None:
                         progress(self._state.extent)
-                    scans.extend(scan_next())
+                    scans.extend(scan(chunk) for chunk in islice(chunks, 1))
             finally:
                 for pending in scans:
                     pending.cancel()
@@ -262,14 +263,12 @@ class LogIndex:
         `max_bytes` cuts each line to that many bytes, which a view wants: a single line can be
         a gigabyte.
         """
-        bounds = self.boundaries(first, stop).tolist()
-        texts = []
-        with open(self.path, "rb") as file:
-            for begin, end in pairwise(bounds):
-                file.seek(begin)
-                size = end - begin if max_bytes is None else min(end - begin, max_bytes)
-                texts.append(_line_text(file.read(size)))
-        return texts
+        spans = list(pairwise(self.boundaries(first, stop).tolist()))
+        try:
+            with open(self.path, "rb") as file:
+                return [_read_line(file, begin, end, max_bytes) for begin, end in spans]
+        except FileNotFoundError:
+            return [""] * len(spans)  # rotated away: blank until `update` says REPLACED
 
     def read_block(self, first: int, stop: int, buffer: bytearray) -> LineBlock:
         """Lines from `first` (before `stop`) that fit in `buffer`: at least one, cut to the
@@ -279,9 +278,12 @@ class LogIndex:
         start = int(state.boundaries(first, first)[0])
         fitting = max(state.lines_ending_by(start + len(buffer)), first + 1)
         bounds = state.boundaries(first, min(fitting, stop)) - start
-        with open(self.path, "rb", buffering=0) as file:
-            file.seek(start)
-            got = file.readinto(memoryview(buffer)[: min(int(bounds[-1]), len(buffer))])
+        try:
+            with open(self.path, "rb", buffering=0) as file:
+                file.seek(start)
+                got = file.readinto(memoryview(buffer)[: min(int(bounds[-1]), len(buffer))])
+        except FileNotFoundError:
+            return LineBlock(first, buffer, np.zeros(1, dtype=np.int64))  # rotated away
         return LineBlock(first, buffer, np.minimum(bounds, got or 0))
 
     def _examine(self) -> FileChange:
@@ -322,7 +324,7 @@ class LogIndex:
 
 
 def _scan(path: Path, identity: tuple[int, int] | None, start: int, stop: int) -> _Scan | None:
-    """Find the newlines in bytes start..stop of the file; None if it is now another file.
+    """Find the newlines in bytes start..stop of the file; None if it is gone or another file.
 
     It reads READ_BYTES at a time, so that the bytes read are still in the CPU's cache when
     numpy looks for their newlines: a third faster than one big read.
@@ -331,23 +333,29 @@ def _scan(path: Path, identity: tuple[int, int] | None, start: int, stop: int) -
     found: list[np.ndarray] = []
     position = start
     tail = b""
-    with open(path, "rb", buffering=0) as file:
-        status = os.fstat(file.fileno())
-        if (status.st_dev, status.st_ino) != identity:
-            return None
-        file.seek(start)
-        while position < stop and (got := file.readinto(buffer[: stop - position])):
-            ends = np.flatnonzero(buffer[:got] == _NEWLINE)
-            ends += position + 1
-            found.append(ends)
-            tail = (tail + buffer[max(0, got - _TAIL_BYTES) : got].tobytes())[-_TAIL_BYTES:]
-            position += got
+    try:
+        with open(path, "rb", buffering=0) as file:
+            status = os.fstat(file.fileno())
+            if (status.st_dev, status.st_ino) != identity:
+                return None
+            file.seek(start)
+            while position < stop and (got := file.readinto(buffer[: stop - position])):
+                ends = np.flatnonzero(buffer[:got] == _NEWLINE)
+                ends += position + 1
+                found.append(ends)
+                tail = (tail + buffer[max(0, got - _TAIL_BYTES) : got].tobytes())[-_TAIL_BYTES:]
+                position += got
+    except FileNotFoundError:
+        return None  # rotated away
     ends = np.concatenate(found) if found else np.empty(0, dtype=np.int64)
     return _Scan(start, stop, position - start, ends, tail)
 
 
-def _line_text(raw: bytes) -> str:
-    """A line's text: its "\n" or "\r\n" dropped, bytes that are not UTF-8 replaced."""
+def _read_line(file: BinaryIO, begin: int, end: int, max_bytes: int | None) -> str:
+    """A line's text: read at its offset, cut to max_bytes, without its "\n" or "\r\n", and
+    with bytes that are not UTF-8 replaced."""
+    file.seek(begin)
+    raw = file.read(end - begin if max_bytes is None else min(end - begin, max_bytes))
     if raw.endswith(b"\n"):
         raw = raw[:-1]
     if raw.endswith(b"\r"):
