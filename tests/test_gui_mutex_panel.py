@@ -3,10 +3,6 @@ removed from the queue, the jump to the scripts panel, and the timeline drawn.""
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Callable
-
 from PySide6.QtWidgets import QMessageBox
 from pytestqt.qtbot import QtBot
 
@@ -20,6 +16,7 @@ from tests.gui_support import (  # noqa: F401 (fixtures)
     our_widgets,
     qloop,
     sandbox,
+    wait_until,
 )
 from tests.support import start_command
 
@@ -34,14 +31,6 @@ def lock_rows(panel: MutexPanel) -> list[tuple[str, str]]:
             item = parent.child(child)
             rows.append((item.text(3), item.text(1)))
     return rows
-
-
-async def until(condition: Callable[[], bool], what: str, timeout: float = 15.0) -> None:
-    started = time.monotonic()
-    while not condition():
-        if time.monotonic() - started > timeout:
-            raise AssertionError(f"timed out after {timeout} s waiting until {what}")
-        await asyncio.sleep(0.05)
 
 
 def test_holder_and_waiters_in_order_and_a_waiter_leaves_the_queue(
@@ -62,12 +51,12 @@ def test_holder_and_waiters_in_order_and_a_waiter_leaves_the_queue(
 
     async def scenario() -> None:
         await connection.select(instance)
-        await until(lambda: connection.agent is not None, "it connects")
+        await wait_until(lambda: connection.agent is not None, "it connects")
         panel.start()
         client = connection.agent
         assert client is not None
         await client.start_script(start_command("holder", HOLDING, mutex="web"))
-        await until(lambda: lock_rows(panel) == [("holder", "holds")], "the holder shows")
+        await wait_until(lambda: lock_rows(panel) == [("holder", "holds")], "the holder shows")
         await client.start_script(start_command("waiter-1", "echo one", mutex="web"))
         await client.start_script(
             start_command(
@@ -75,7 +64,7 @@ def test_holder_and_waiters_in_order_and_a_waiter_leaves_the_queue(
             )
         )
         expected = [("holder", "holds"), ("waiter-1", "waits (1)"), ("waiter-2", "waits (2)")]
-        await until(lambda: lock_rows(panel) == expected, "both waiters show, in order")
+        await wait_until(lambda: lock_rows(panel) == expected, "both waiters show, in order")
 
         panel._reselect("waiter-2")
         assert "waits for web, held by ServerTasks-holder" in panel.explanation.text()
@@ -83,7 +72,7 @@ def test_holder_and_waiters_in_order_and_a_waiter_leaves_the_queue(
         assert panel.leave.isEnabled()
         panel.leave.click()
         panel._confirmation.button(QMessageBox.StandardButton.Yes).click()
-        await until(lambda: ("waiter-2", "waits (2)") not in lock_rows(panel), "it left")
+        await wait_until(lambda: ("waiter-2", "waits (2)") not in lock_rows(panel), "it left")
         assert lock_rows(panel) == expected[:2]  # the others keep their places
 
         panel._reselect("holder")
