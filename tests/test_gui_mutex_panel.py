@@ -76,6 +76,8 @@ def test_holder_and_waiters_in_order_and_a_waiter_leaves_the_queue(
         assert lock_rows(panel) == expected[:2]  # the others keep their places
 
         panel._reselect("holder")
+        await wait_until(lambda: panel.processes.topLevelItemCount() == 1, "its processes show")
+        assert panel.processes.topLevelItem(0).text(0) == "bash"
         panel.jump.click()
         assert jumped == ["holder"]
         intervals = panel.history.intervals(utc_now())

@@ -31,6 +31,7 @@ from tentacle_manager.contracts import (
     MutexSnapshot,
     MutexState,
     ScriptIsolationLevel,
+    ScriptTicket,
     ticket,
     utc_now,
 )
@@ -39,6 +40,7 @@ from tentacle_manager.gui import spawn
 from tentacle_manager.gui.agent_connection import AgentConnection
 from tentacle_manager.gui.dashboard import named
 from tentacle_manager.gui.mutex_timeline import MutexTimeline
+from tentacle_manager.gui.process_tree import process_tree_widget, show_processes
 from tentacle_manager.gui.scripts_panel import AGENT_ERRORS
 
 RECONNECT_SECONDS = 2.0
@@ -56,6 +58,7 @@ class MutexPanel(QWidget):
         self.snapshot = MutexSnapshot(mutexes=[])
         self._follower: asyncio.Task[None] | None = None
         self._confirmation: QMessageBox | None = None
+        self._tree_of: ScriptTicket | None = None  # whose processes are shown
         self.setAccessibleName("Mutexes")
         self._build()
         self._ticker = QTimer(self)  # ages and the timeline move even when no event arrives
@@ -82,6 +85,7 @@ class MutexPanel(QWidget):
         self.locks.itemSelectionChanged.connect(self._selection_changed)
         self.explanation = named(QLabel(""), "What the selected party is doing")
         self.explanation.setWordWrap(True)
+        self.processes = process_tree_widget("Processes of the selected holder")
         self.jump = named(QPushButton("Show in &scripts panel"), "Show the script")
         self.jump.clicked.connect(self._jump)
         self.leave = named(QPushButton("&Remove from queue (cancel)"), "Cancel the waiter")
@@ -96,6 +100,7 @@ class MutexPanel(QWidget):
         column = QVBoxLayout(top)
         column.addWidget(self.locks)
         column.addWidget(self.explanation)
+        column.addWidget(self.processes)
         column.addLayout(buttons)
         split = named(QSplitter(Qt.Orientation.Vertical), "Locks and timeline")
         split.addWidget(top)
@@ -157,9 +162,27 @@ class MutexPanel(QWidget):
     def _selection_changed(self) -> None:
         party = self._selected_party()
         waiting = party is not None and self._is_waiting(party)
+        if party is not None and party.ticket != self._tree_of:
+            self._tree_of = party.ticket
+            self.processes.clear()
+            if not waiting:
+                spawn(self._show_holder_processes(party))
         self.jump.setEnabled(party is not None)
         self.leave.setEnabled(waiting)
         self.explanation.setText(self._explain(party) if party else "")
+
+    async def _show_holder_processes(self, party: MutexParty) -> None:
+        """A holder's tree says whether it is working or stuck; a waiter has none yet."""
+        agent = self._connection.agent
+        if agent is None:
+            return
+        try:
+            tree = await agent.script_processes(ticket(party.ticket.task_id))
+        except AGENT_ERRORS as error:
+            self.status.setText(f"Could not read the processes of {party.task_id}: {error}")
+            return
+        if self._tree_of == party.ticket:
+            show_processes(self.processes, tree)
 
     def _is_waiting(self, party: MutexParty) -> bool:
         return any(party in state.waiters for state in self.snapshot.mutexes)

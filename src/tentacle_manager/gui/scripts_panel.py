@@ -28,8 +28,6 @@ from PySide6.QtWidgets import (
     QSplitter,
     QTableView,
     QTabWidget,
-    QTreeWidget,
-    QTreeWidgetItem,
     QVBoxLayout,
     QWidget,
 )
@@ -50,6 +48,7 @@ from tentacle_manager.diagnostics.script_board import QUARANTINED, ScriptBoard, 
 from tentacle_manager.gui import spawn
 from tentacle_manager.gui.agent_connection import AgentConnection
 from tentacle_manager.gui.dashboard import named
+from tentacle_manager.gui.process_tree import process_tree_widget, show_processes
 from tentacle_manager.gui.scripts_model import ScriptsModel
 
 REFRESH_SECONDS = 1.0
@@ -139,8 +138,7 @@ class ScriptsPanel(QWidget):
         self._output = named(QPlainTextEdit(), "Output of the selected script")
         self._output.setReadOnly(True)
         self._output.setMaximumBlockCount(OUTPUT_LINES_KEPT)
-        self._tree = named(QTreeWidget(), "Processes of the selected script")
-        self._tree.setHeaderLabels(["Process", "PID", "State", "CPU s", "Started"])
+        self._tree = process_tree_widget("Processes of the selected script")
         self._ladder = named(QListWidget(), "Cancel timeline of the selected script")
         details = named(QTabWidget(), "Details of the selected script")
         details.addTab(self._output, "&Output")
@@ -318,25 +316,7 @@ class ScriptsPanel(QWidget):
         self._selected_sequence = status.next_log_sequence
 
     def _show_tree(self, tree: ScriptProcessTree) -> None:
-        self._tree.clear()
-        items = {}
-        for process in tree.processes:
-            item = QTreeWidgetItem(
-                [
-                    process.name,
-                    str(process.pid),
-                    process.status.value,
-                    f"{process.cpu_seconds:.1f}",
-                    process.started.astimezone().strftime("%H:%M:%S"),
-                ]
-            )
-            parent = items.get(process.parent_pid) if process.parent_pid else None
-            if parent is None:
-                self._tree.addTopLevelItem(item)
-            else:
-                parent.addChild(item)
-            items[process.pid] = item
-        self._tree.expandAll()
+        show_processes(self._tree, tree)
         self._ladder.clear()
         for rung in tree.cancel_ladder:
             alive = ", ".join(map(str, rung.alive_after)) or "none"
