@@ -8,6 +8,7 @@ import argparse
 import logging
 from collections.abc import Sequence
 
+from tentacle_manager.cli.parsing import split_option
 from tentacle_manager.cli.verb import Verb
 
 MASK = "********"
@@ -66,11 +67,8 @@ def record(verb: Verb, args: argparse.Namespace, tokens: Sequence[str]) -> None:
 
 
 def _option(token: str) -> tuple[str, str, str]:
+    """Split as the parser does (tentacle_manager.cli.parsing), with the name lower-cased."""
     if not token.startswith(("-", "/")):
         return "", "", ""
-    body = token.lstrip("-/")
-    for separator in ("=", ":"):
-        if separator in body:
-            name, value = body.split(separator, 1)
-            return name.lower(), separator, value
-    return body.lower(), "", ""
+    name, separator, value = split_option(token.lstrip("-/"))
+    return name.lower(), separator, value

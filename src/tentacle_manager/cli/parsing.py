@@ -44,7 +44,7 @@ def normalise(tokens: Sequence[str], parser: argparse.ArgumentParser) -> list[st
         if token == "--" or not token.startswith(("-", "/")) or token in ("-", "/"):
             result.append(token)
             continue
-        name, separator, value = _split(token.lstrip("-/") if token[0] != "/" else token[1:])
+        name, separator, value = split_option(token.lstrip("-/") if token[0] != "/" else token[1:])
         if name.lower() in HOST_SWITCHES:
             continue
         action = options.get(name.lower())
@@ -60,7 +60,8 @@ def normalise(tokens: Sequence[str], parser: argparse.ArgumentParser) -> list[st
     return result
 
 
-def _split(body: str) -> tuple[str, str, str]:
+def split_option(body: str) -> tuple[str, str, str]:
+    """`name`, the separator (`=`, `:` or nothing) and the value, split at the first of them."""
     cut = min((i for i in (body.find("="), body.find(":")) if i >= 0), default=-1)
     if cut < 0:
         return body, "", ""

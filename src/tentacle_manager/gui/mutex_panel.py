@@ -38,6 +38,7 @@ from tentacle_manager.contracts import (
 from tentacle_manager.diagnostics.mutex_history import MutexHistory
 from tentacle_manager.gui import spawn
 from tentacle_manager.gui.agent_connection import AgentConnection
+from tentacle_manager.gui.confirmation import ask
 from tentacle_manager.gui.dashboard import named
 from tentacle_manager.gui.mutex_timeline import MutexTimeline
 from tentacle_manager.gui.process_tree import process_tree_widget, show_processes
@@ -202,22 +203,14 @@ class MutexPanel(QWidget):
         party = self._selected_party()
         if party is None:
             return
-        box = QMessageBox(
+        self._confirmation = ask(  # kept alive while it is open
+            self,
             QMessageBox.Icon.Question,
             "Remove from queue",
             f"Cancel {party.task_id}? It leaves the queue for this lock (exit code -43); "
             "the others keep their places.",
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-            self,
+            lambda: spawn(self._leave(party)),
         )
-        box.setAccessibleName("Remove from queue")
-        box.finished.connect(
-            lambda answer: (
-                spawn(self._leave(party)) if answer == QMessageBox.StandardButton.Yes else None
-            )
-        )
-        self._confirmation = box
-        box.open()
 
     async def _leave(self, party: MutexParty) -> None:
         agent = self._connection.agent

@@ -47,6 +47,7 @@ from tentacle_manager.contracts import (
 from tentacle_manager.diagnostics.script_board import QUARANTINED, ScriptBoard, ScriptRow
 from tentacle_manager.gui import spawn
 from tentacle_manager.gui.agent_connection import AgentConnection
+from tentacle_manager.gui.confirmation import ask
 from tentacle_manager.gui.dashboard import named
 from tentacle_manager.gui.process_tree import process_tree_widget, show_processes
 from tentacle_manager.gui.scripts_model import ScriptsModel
@@ -60,6 +61,7 @@ CANCEL_TEXT = (
     "Cancel {ticket}?\n\nThe agent interrupts the script's whole process tree, then "
     "terminates and kills what is left. If it is still alive after that, you can abandon it."
 )
+IN_PROGRESS = {"cancel": "Cancelling", "abandon": "Abandoning"}
 QUARANTINE_HINT = (
     "Processes that survive repeated kills are usually stuck in the kernel (a hung disk or "
     "network mount); a reboot of this machine frees them."
@@ -216,20 +218,13 @@ class ScriptsPanel(QWidget):
         row = self._selected_row()
         if row is None or row.exit_code is not None:
             return
-        box = QMessageBox(
+        self._confirmation = ask(  # kept alive while it is open
+            self,
             QMessageBox.Icon.Warning,
             title,
             text.format(ticket=row.ticket),
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-            self,
+            lambda: then(row.ticket),
         )
-        box.setDefaultButton(QMessageBox.StandardButton.No)
-        box.setAccessibleName(title)
-        box.finished.connect(
-            lambda answer: then(row.ticket) if answer == QMessageBox.StandardButton.Yes else None
-        )
-        self._confirmation = box  # kept alive while it is open
-        box.open()
 
     def _cancel_selected(self, script: str) -> None:
         spawn(self._send(script, "cancel"))
@@ -242,7 +237,7 @@ class ScriptsPanel(QWidget):
         if agent is None:
             self._status.setText("The agent is not connected.")
             return
-        self._status.setText(f"{verb.capitalize()}ling {script}...")
+        self._status.setText(f"{IN_PROGRESS[verb]} {script}...")
         try:
             if verb == "cancel":
                 status = await agent.cancel_script(CancelScriptCommand(ticket=ticket(script)))
