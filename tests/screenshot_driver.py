@@ -33,6 +33,9 @@ from tentacle_manager.gui.theme import apply_theme  # noqa: E402
 from tests.gui_support import InProcessAgent, Sandbox  # noqa: E402
 from tests.support import kill_strays, start_command  # noqa: E402
 
+# tests.gui_support chose the offscreen platform for the other tests; these are real windows.
+os.environ["QT_QPA_PLATFORM"] = "xcb"
+
 STUBBORN = "trap '' INT TERM; echo holding the web lock; while true; do sleep 0.05; done"
 CHATTY = "for i in $(seq 1 100000); do echo deploying file $i of 100000; sleep 0.01; done"
 

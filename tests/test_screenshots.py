@@ -18,9 +18,18 @@ SCREENS = ("dashboard", "scripts-during-cancel", "mutex-inspector")
 WINDOW = (1280, 800)
 
 
+def _qt_x11_libraries() -> bool:
+    """The XCB libraries Qt's X11 platform plugin loads (scripts/ensure-xvfb installs them)."""
+    listing = subprocess.run(["ldconfig", "-p"], capture_output=True, text=True).stdout
+    return all(
+        name in listing
+        for name in ("libxcb-cursor.so.0", "libxcb-icccm.so.4", "libxcb-keysyms.so.1")
+    )
+
+
 @pytest.fixture(scope="module")
 def xvfb_run() -> str:
-    if shutil.which("xvfb-run") is None:
+    if shutil.which("xvfb-run") is None or not _qt_x11_libraries():
         installed = subprocess.run([str(ROOT / "scripts" / "ensure-xvfb")], capture_output=True)
         if installed.returncode != 0 or shutil.which("xvfb-run") is None:
             pytest.skip(f"Xvfb could not be installed: {installed.stderr.decode()[-300:]}")
