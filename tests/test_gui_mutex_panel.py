@@ -18,7 +18,7 @@ from tests.gui_support import (  # noqa: F401 (fixtures)
     sandbox,
     wait_until,
 )
-from tests.support import start_command
+from tests.support import kill_strays, start_command
 
 HOLDING = "echo holding; while true; do sleep 0.05; done"
 
@@ -86,9 +86,12 @@ def test_holder_and_waiters_in_order_and_a_waiter_leaves_the_queue(
         assert image.width() > 0 and not image.isNull()
         await panel.stop()
 
-    qloop.run(scenario(), timeout=90)
-    qloop.run(connection.close())
-    qloop.run(agent.stop())
+    try:
+        qloop.run(scenario(), timeout=90)
+    finally:
+        qloop.run(connection.close())
+        qloop.run(agent.stop())
+        kill_strays(instance.layout().home)  # the holder never ends by itself
 
 
 def test_every_control_of_the_inspector_has_an_accessible_name(qtbot: QtBot) -> None:
