@@ -27,6 +27,8 @@ os.environ["XDG_STATE_HOME"] = str(SANDBOX / "state")
 from PySide6.QtWidgets import QApplication, QWidget  # noqa: E402
 from qasync import QEventLoop  # noqa: E402
 
+from benchmarks.bench_log_viewer import hour_of_log  # noqa: E402
+from tentacle_manager.agent.host.log_files import LOG_FILE_NAME  # noqa: E402
 from tentacle_manager.contracts import CancelScriptCommand, ticket  # noqa: E402
 from tentacle_manager.gui.main_window import MainWindow  # noqa: E402
 from tentacle_manager.gui.theme import apply_theme  # noqa: E402
@@ -54,6 +56,9 @@ def save(widget: QWidget, name: str) -> None:
 
 async def shoot(app: QApplication) -> None:
     instance = Sandbox(SANDBOX).create_instance("Tentacle")
+    logs = instance.layout().logs
+    logs.mkdir(parents=True, exist_ok=True)
+    (logs / LOG_FILE_NAME).write_bytes(hour_of_log(lines=5000))  # an hour of a busy agent
     agent = InProcessAgent(instance)
     await agent.start()
     window = MainWindow(preferred="Tentacle")
@@ -83,6 +88,13 @@ async def shoot(app: QApplication) -> None:
         await until(lambda: window.mutexes.locks.topLevelItemCount() >= 2)
         window.mutexes._reselect("deploy-web-43")
         save(window, "mutex-inspector")
+
+        window.tabs.setCurrentWidget(window.logs)
+        window.logs.level.setCurrentIndex(3)  # warnings and above, with their traces
+        await until(lambda: window.logs.model.filtered and window.logs.model.rowCount() > 0)
+        await until(lambda: window.logs._searcher is None)
+        window.logs.select_row(3)
+        save(window, "log-viewer")
     finally:
         await window.shutdown()
         window.close()

@@ -22,6 +22,7 @@ import pytest
 from tentacle_manager.agent.host.log_files import TentacleFormatter
 from tentacle_manager.diagnostics import log_filter
 from tentacle_manager.diagnostics.log_filter import (
+    AllOf,
     FilterCancelled,
     FilterError,
     FilterProgress,
@@ -176,6 +177,33 @@ def test_level_filters_give_traces_the_level_of_their_record(log, line_filter) -
     wanted = {int(level) for level in line_filter.levels}
     expected = [n for n, level in enumerate(reference_levels(lines)) if level in wanted]
     assert search(path, line_filter, block_bytes=700).tolist() == expected
+
+
+def test_all_of_keeps_the_lines_every_filter_matches(log) -> None:
+    path, lines = log
+    levels = reference_levels(lines)
+    expected = [
+        n
+        for n, line in enumerate(lines)
+        if levels[n] >= Level.WARN and "timeout" in line.casefold()
+    ]
+    both = AllOf((Levels.at_least(Level.WARN), Substring("timeout", case_sensitive=False)))
+    assert expected  # the log has such lines, so the test can fail
+    assert search(path, both, block_bytes=700).tolist() == expected
+
+
+def test_lines_at_reads_scattered_lines_as_lines_reads_them(log) -> None:
+    path, lines = log
+
+    async def read() -> tuple[list[str], list[str]]:
+        index = LogIndex(path, chunk_bytes=4096, first_chunk_bytes=1024)
+        await index.update()
+        wanted = [len(lines) - 1, 0, 17, 18, 2500, 17]
+        return index.lines_at(wanted), [index.lines(n, n + 1)[0] for n in wanted]
+
+    scattered, one_by_one = asyncio.run(read())
+    assert scattered == one_by_one
+    assert scattered[1] == lines[0] and scattered[2] == lines[17]
 
 
 def test_header_levels_agree_with_parse_line_on_every_line(log) -> None:

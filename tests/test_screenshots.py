@@ -14,7 +14,7 @@ import pytest
 from PySide6.QtGui import QImage
 
 ROOT = Path(__file__).resolve().parent.parent
-SCREENS = ("dashboard", "scripts-during-cancel", "mutex-inspector")
+SCREENS = ("dashboard", "scripts-during-cancel", "mutex-inspector", "log-viewer")
 WINDOW = (1280, 800)
 
 

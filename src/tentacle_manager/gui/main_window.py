@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 from tentacle_manager.gui import spawn
 from tentacle_manager.gui.agent_connection import AgentConnection
 from tentacle_manager.gui.dashboard import Dashboard, named
+from tentacle_manager.gui.log_viewer import LogViewer
 from tentacle_manager.gui.mutex_panel import MutexPanel
 from tentacle_manager.gui.scripts_panel import ScriptsPanel
 from tentacle_manager.instances.errors import InstanceError
@@ -90,6 +91,8 @@ class MainWindow(QMainWindow):
         self.mutexes = MutexPanel(self.connection)
         self.mutexes.show_script.connect(self._show_script)
         self.add_panel(self.mutexes, "Mutexes")
+        self.logs = LogViewer()
+        self.add_panel(self.logs, "Logs")
         self.welcome = self._welcome_page()
         self.pages = named(QStackedWidget(), "Pages")
         self.pages.addWidget(self.welcome)
@@ -145,6 +148,7 @@ class MainWindow(QMainWindow):
         await self.scripts.stop()
         await self.mutexes.stop()
         await self.dashboard.stop_watching()
+        await self.logs.close_file()
         await self.connection.close()
 
     def closeEvent(self, event: QCloseEvent) -> None:
@@ -183,6 +187,7 @@ class MainWindow(QMainWindow):
             await self.dashboard.stop_watching()
             return
         await self.dashboard.show_instance(instance)
+        await self.logs.show_instance(instance)
 
     def _menus(self) -> None:
         menu_bar = named(self.menuBar(), "Menu bar")
