@@ -8,7 +8,7 @@ from PySide6.QtGui import QGuiApplication
 from pytestqt.qtbot import QtBot
 
 from tentacle_manager import __version__
-from tentacle_manager.gui.dashboard import Dashboard, trust_sentence
+from tentacle_manager.gui.dashboard import Dashboard, proxy_sentence, trust_sentence
 from tentacle_manager.gui.main_window import MainWindow
 from tentacle_manager.gui.responsiveness import LoopLagProbe
 from tentacle_manager.instances.registry import InstanceRegistry
@@ -152,11 +152,37 @@ def test_service_buttons_stop_and_start_the_agent(
             service.buttons["start"].click()
             await wait_until(lambda: service.status.text() == "Running", "it runs again", 20)
             await wait_until(lambda: state_of(board) == "Connected", "it reconnects")
+            service.buttons["reinstall"].click()
+            await wait_until(lambda: service.status.text() == "Reinstalling...", "it reinstalls")
+            await wait_until(lambda: service.status.text() == "Running", "reinstalled", 20)
+            assert service.error.text() == ""  # nothing failed on the way
+            await wait_until(lambda: state_of(board) == "Connected", "it reconnects again")
             await close(window)
 
         qloop.run(scenario(), timeout=40)
     finally:
         run_tentacle("service", "--instance=Tentacle", "--stop", "--uninstall")
+
+
+def test_proxy_sentence_follows_tentacle_managers_wording(sandbox: Sandbox) -> None:  # noqa: F811
+    instance = sandbox.create_instance("Tentacle")
+    assert proxy_sentence(instance.config()) == (
+        "Tentacle is using the default proxy server for web requests."
+    )
+    run_tentacle("proxy", "--instance=Tentacle", "--proxyEnable=true", "--proxyHost=proxy.local")
+    with instance.config_file.edit() as config:
+        config.add_or_update_trusted_server(
+            TrustedServer.of("A" * 40, CommunicationStyle.TENTACLE_ACTIVE, "https://a:10943/")
+        )
+    run_tentacle("polling-proxy", "--instance=Tentacle", "--proxyEnable=false")
+    assert proxy_sentence(instance.config()) == (
+        "Tentacle is using a custom proxy server for web requests, and is not using a proxy "
+        "server to poll the Octopus Server."
+    )
+    run_tentacle("polling-proxy", "--instance=Tentacle", "--proxyEnable=true", "--proxyUsername=me")
+    assert proxy_sentence(instance.config()).endswith(
+        "and is using the default proxy server with custom credentials to poll the Octopus Server."
+    )
 
 
 def test_trust_sentence_names_polled_servers(sandbox: Sandbox) -> None:  # noqa: F811

@@ -11,11 +11,11 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from benchmarks.bench_log_viewer import generate
 from PySide6.QtCore import QItemSelection, QItemSelectionModel, Qt
 from PySide6.QtGui import QGuiApplication
 from pytestqt.qtbot import QtBot
 
+from benchmarks.bench_log_viewer import generate
 from tentacle_manager.diagnostics.log_format import Level, parse_line
 from tentacle_manager.gui.log_viewer import LogViewer
 from tentacle_manager.gui.responsiveness import LoopLagProbe

@@ -8,6 +8,7 @@ a service manager runs in an executor; the agent is reached through `AgentConnec
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import os
 from collections.abc import Callable
@@ -41,7 +42,12 @@ from tentacle_manager.instances.errors import InstanceError
 from tentacle_manager.instances.home import HomeLayout
 from tentacle_manager.instances.instance import Instance
 from tentacle_manager.instances.registry import DEFAULT_INSTANCE_NAME
-from tentacle_manager.instances.tentacle_config import CommunicationStyle, TentacleConfig
+from tentacle_manager.instances.tentacle_config import (
+    CommunicationStyle,
+    ProxyKind,
+    ProxySettings,
+    TentacleConfig,
+)
 from tentacle_manager.platform.services.choose import choose_manager
 from tentacle_manager.platform.services.spec import (
     ServiceError,
@@ -52,7 +58,12 @@ from tentacle_manager.platform.services.spec import (
 
 SERVICE_POLL_INTERVAL = 3.0
 GREEN, RED, AMBER, GREY = "#388838", "#b3261e", "#9a6700", "#747474"
-ACTIONS = {"start": "Starting...", "stop": "Stopping...", "restart": "Restarting..."}
+ACTIONS = {
+    "start": "Starting...",
+    "stop": "Stopping...",
+    "restart": "Restarting...",
+    "reinstall": "Reinstalling...",
+}
 
 _W = TypeVar("_W", bound=QWidget)
 
@@ -73,6 +84,7 @@ class InstanceFacts:
     thumbprint: str | None = None
     mode: str = ""
     trust: str = ""
+    proxy: str = ""
     problem: InstanceError | None = None
 
 
@@ -91,6 +103,7 @@ def read_facts(instance: Instance) -> InstanceFacts:
         thumbprint=config.certificate_thumbprint,
         mode=communication_mode(config),
         trust=trust_sentence(config),
+        proxy=proxy_sentence(config),
     )
 
 
@@ -130,6 +143,24 @@ def trust_sentence(config: TentacleConfig) -> str:
     return f"{reach}; {trusted}."
 
 
+def proxy_sentence(config: TentacleConfig) -> str:
+    """Tentacle Manager's proxy status (BuildProxyStatus): web requests, then polling if any."""
+    sentence = f"Tentacle {_proxy_use(config.proxy(ProxyKind.HTTP))} for web requests"
+    if _polled_addresses(config):
+        polling = _proxy_use(config.proxy(ProxyKind.POLLING))
+        sentence += f", and {polling} to poll the Octopus Server"
+    return sentence + "."
+
+
+def _proxy_use(proxy: ProxySettings) -> str:
+    if proxy.host:
+        return "is using a custom proxy server"
+    if proxy.use_default_proxy:
+        credentials = " with custom credentials" if proxy.username else ""
+        return f"is using the default proxy server{credentials}"
+    return "is not using a proxy server"
+
+
 def _join(items: list[str]) -> str:
     """Tentacle's plural form: 'a', 'a and b', 'a, b and c'."""
     return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
@@ -148,13 +179,20 @@ class ServiceReading:
 
 READING = ServiceReading("Reading...", GREY)
 _READINGS = {
-    ServiceStatus.RUNNING: ServiceReading("Running", GREEN, frozenset({"stop", "restart"})),
-    ServiceStatus.STOPPED: ServiceReading("Stopped", RED, frozenset({"start"})),
-    ServiceStatus.FAILED: ServiceReading("Failed", RED, frozenset({"start", "restart"})),
+    ServiceStatus.RUNNING: ServiceReading(
+        "Running", GREEN, frozenset({"stop", "restart", "reinstall"})
+    ),
+    ServiceStatus.STOPPED: ServiceReading("Stopped", RED, frozenset({"start", "reinstall"})),
+    ServiceStatus.FAILED: ServiceReading(
+        "Failed", RED, frozenset({"start", "restart", "reinstall"})
+    ),
     ServiceStatus.STARTING: ServiceReading("Starting", AMBER),
     ServiceStatus.STOPPING: ServiceReading("Stopping", AMBER),
     ServiceStatus.NOT_INSTALLED: ServiceReading(
-        "Not installed", GREY, error="Install it with `tentacle service --install --start`."
+        "Not installed",
+        GREY,
+        frozenset({"reinstall"}),
+        error="Reinstall installs and starts it (`tentacle service --install --start`).",
     ),
 }
 
@@ -180,8 +218,17 @@ def read_service(manager: ServiceManager, instance: Instance) -> ServiceReading:
 
 
 def control_service(manager: ServiceManager, instance: Instance, action: str) -> None:
-    """Start, stop or restart; raises ServiceError (or a spec or OS error) when it did not."""
-    getattr(manager, action)(service_spec(instance))
+    """Start, stop, restart or reinstall; raises ServiceError (or a spec or OS error) when it
+    did not."""
+    spec = service_spec(instance)
+    if action != "reinstall":
+        getattr(manager, action)(spec)
+        return
+    for allowed_to_fail in (manager.stop, manager.uninstall):  # as Tentacle Manager does
+        with contextlib.suppress(ServiceError):
+            allowed_to_fail(spec)
+    manager.install(spec)
+    manager.start(spec)
 
 
 # --- the view ------------------------------------------------------------------------------------
@@ -309,13 +356,16 @@ class CommunicationBox(QGroupBox):
         named(self, "Communication")
         self.mode = _value("Communication mode")
         self.trust = _value("Trust")
+        self.proxy = _value("Proxy")
         form = QFormLayout(self)
         form.addRow(_caption("Mode:"), self.mode)
         form.addRow(_caption("Trust:"), self.trust)
+        form.addRow(_caption("Proxy:"), self.proxy)
 
     def render(self, facts: InstanceFacts) -> None:
         self.mode.setText(facts.mode)
         self.trust.setText(facts.trust)
+        self.proxy.setText(facts.proxy)
 
 
 class IdentityBox(QGroupBox):

@@ -390,6 +390,7 @@ class LogViewer(QWidget):
 
         self.view = named(QTableView(), "Log lines")
         self.view.setModel(self.model)
+        self.view.setTabKeyNavigation(False)  # Tab leaves the view; arrows move in it
         self.view.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.view.setShowGrid(False)

@@ -84,6 +84,7 @@ class MainWindow(QMainWindow):
         self.picker = named(QComboBox(), "Instance")
         self.picker.currentIndexChanged.connect(self._picked)
         self.tabs = named(QTabWidget(), "Instance panels")
+        self._menus()
         self.dashboard = Dashboard(self.connection)
         self.add_panel(self.dashboard, "Dashboard")
         self.scripts = ScriptsPanel(self.connection)
@@ -98,12 +99,16 @@ class MainWindow(QMainWindow):
         self.pages.addWidget(self.welcome)
         self.pages.addWidget(self._instance_page())
         self.setCentralWidget(self.pages)
-        self._menus()
         named(self.statusBar(), "Status").setSizeGripEnabled(False)  # window borders resize
 
     def add_panel(self, panel: QWidget, title: str) -> None:
-        """Add a panel for the selected instance (Scripts, Mutexes, Logs, ...) as a tab."""
+        """Add a panel for the selected instance (Scripts, Mutexes, Logs, ...) as a tab, and to
+        the View menu with Ctrl+<its number>: Ctrl+Tab inside a panel's own tabs stays there."""
         self.tabs.addTab(panel, title)
+        show = QAction(f"&{title}", self)
+        show.setShortcut(QKeySequence(f"Ctrl+{self.tabs.count()}"))
+        show.triggered.connect(lambda: self.tabs.setCurrentWidget(panel))
+        self._view_menu.addAction(show)
 
     def _show_script(self, script: str) -> None:
         """From the mutex inspector to the script's row, its output and its processes."""
@@ -201,6 +206,7 @@ class MainWindow(QMainWindow):
         file_menu.addAction(refresh)
         file_menu.addSeparator()
         file_menu.addAction(quit_action)
+        self._view_menu = named(menu_bar.addMenu("&View"), "View menu")
 
     def _instance_page(self) -> QWidget:
         page = named(QWidget(), "Instance page")

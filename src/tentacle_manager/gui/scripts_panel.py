@@ -114,6 +114,7 @@ class ScriptsPanel(QWidget):
     def _build(self) -> None:
         self._table = named(QTableView(), "Scripts")
         self._table.setModel(self._model)
+        self._table.setTabKeyNavigation(False)  # Tab leaves the table; arrows move in it
         self._table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self._table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self._table.horizontalHeader().setStretchLastSection(True)
