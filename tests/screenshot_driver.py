@@ -24,7 +24,7 @@ os.environ[HOME_OVERRIDE_VARIABLE] = str(SANDBOX / "etc")
 os.environ["TENTACLE_SECRET_STORE"] = "file"
 os.environ["XDG_STATE_HOME"] = str(SANDBOX / "state")
 
-from PySide6.QtWidgets import QApplication, QWidget  # noqa: E402
+from PySide6.QtWidgets import QApplication, QWidget, QWizard  # noqa: E402
 from qasync import QEventLoop  # noqa: E402
 
 from benchmarks.bench_log_viewer import hour_of_log  # noqa: E402
@@ -32,7 +32,7 @@ from tentacle_manager.agent.host.log_files import LOG_FILE_NAME  # noqa: E402
 from tentacle_manager.contracts import CancelScriptCommand, ticket  # noqa: E402
 from tentacle_manager.gui.main_window import MainWindow  # noqa: E402
 from tentacle_manager.gui.theme import apply_theme  # noqa: E402
-from tests.gui_support import InProcessAgent, Sandbox  # noqa: E402
+from tests.gui_support import InProcessAgent, Sandbox, run_tentacle  # noqa: E402
 from tests.support import kill_strays, start_command  # noqa: E402
 
 # tests.gui_support chose the offscreen platform for the other tests; these are real windows.
@@ -95,11 +95,58 @@ async def shoot(app: QApplication) -> None:
         await until(lambda: window.logs._searcher is None)
         window.logs.select_row(3)
         save(window, "log-viewer")
+        await shoot_wizard(window)
     finally:
         await window.shutdown()
         window.close()
         await agent.stop()
         kill_strays(SANDBOX)
+
+
+async def shoot_wizard(window: MainWindow) -> None:
+    """Every page of the setup wizard, the polling page included, through a real install."""
+    wizard = await window.open_setup()
+    assert wizard is not None
+    wizard.resize(760, 600)
+
+    def next_page() -> None:
+        wizard.button(QWizard.WizardButton.NextButton).click()
+
+    await asyncio.sleep(0.3)
+    save(wizard, "wizard-1-communication")
+    wizard.currentPage().polling.setChecked(True)
+    next_page()
+    wizard.currentPage().home.setText(str(SANDBOX / "Octopus" / "Tentacle2"))
+    wizard.currentPage().app_dir.setText(str(SANDBOX / "Applications" / "Tentacle2"))
+    save(wizard, "wizard-2-storage")
+    next_page()
+    polling = wizard.currentPage()
+    polling.url.setText("https://octopus.example.com")
+    polling.proxy_mode.setCurrentIndex(2)
+    polling.proxy_host.setText("proxy.example.com")
+    polling.proxy_port.setText("3128")
+    save(wizard, "wizard-3-polling")
+    wizard.back()
+    wizard.back()
+    wizard.currentPage().listening.setChecked(True)
+    next_page()
+    next_page()
+    listening = wizard.currentPage()
+    listening.thumbprint.setText("API-NOTATHUMBPRINT")
+    next_page()  # refused: the page names the field and the rule
+    save(wizard, "wizard-3-listening-with-an-error")
+    listening.thumbprint.setText("8E3B1B2F5C1D4A6E9F0A7B3C2D1E4F5A6B7C8D9E")
+    next_page()
+    await until(lambda: not wizard.prerequisites.view.running, 60)
+    save(wizard, "wizard-4-prerequisites")
+    next_page()
+    save(wizard, "wizard-5-review")
+    next_page()
+    wizard.install_page.run.click()
+    await until(lambda: wizard.install_page.result is not None, 120)
+    save(wizard, "wizard-6-install")
+    wizard.button(QWizard.WizardButton.FinishButton).click()
+    run_tentacle("service", "--instance=Tentacle2", "--stop", "--uninstall")
 
 
 def main() -> int:

@@ -16,6 +16,16 @@ from PySide6.QtGui import QImage
 ROOT = Path(__file__).resolve().parent.parent
 SCREENS = ("dashboard", "scripts-during-cancel", "mutex-inspector", "log-viewer")
 WINDOW = (1280, 800)
+WIZARD_PAGES = (
+    "wizard-1-communication",
+    "wizard-2-storage",
+    "wizard-3-polling",
+    "wizard-3-listening-with-an-error",
+    "wizard-4-prerequisites",
+    "wizard-5-review",
+    "wizard-6-install",
+)
+WIZARD = (760, 600)
 
 
 def _qt_x11_libraries() -> bool:
@@ -66,3 +76,7 @@ def test_every_main_screen_is_captured(xvfb_run: str, theme: str, scale: int, tm
         image = QImage(str(folder / f"{screen}.png"))
         assert not image.isNull(), screen
         assert (image.width(), image.height()) == (WINDOW[0] * scale, WINDOW[1] * scale), screen
+    for page in WIZARD_PAGES:
+        image = QImage(str(folder / f"{page}.png"))
+        assert not image.isNull(), page
+        assert image.width() >= WIZARD[0] * scale and image.height() >= WIZARD[1] * scale, page

@@ -195,3 +195,21 @@ def tentacle(*args: str) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=60,
     )
+
+
+def test_streamed_output_masks_secrets_on_both_streams(tmp_path: Path) -> None:
+    answers = answers_for(tmp_path, style=Style.POLLING, api_key=API_KEY)
+    echo = Step(
+        "Echo the key",
+        ("sh", "-c", f"echo key is {API_KEY}; echo also {API_KEY} >&2"),
+        answers.secrets,
+        is_tentacle=False,
+    )
+    plan = plan_setup(answers_for(tmp_path), "supervisor", admin=False)
+    plan = type(plan)(answers, (echo,), ())
+    result, events = run_install(plan, footprint_of(plan, tmp_path / "etc"))
+    assert result.outcome is Outcome.SUCCEEDED
+    lines = [event for event in events if isinstance(event, OutputLine)]
+    assert all(API_KEY not in line.text for line in lines)
+    texts = {(line.text, line.error) for line in lines}
+    assert {("key is ********", False), ("also ********", True)} <= texts

@@ -28,16 +28,23 @@ from PySide6.QtWidgets import (
 from tentacle_manager.gui import spawn
 from tentacle_manager.gui.agent_connection import AgentConnection
 from tentacle_manager.gui.dashboard import Dashboard, named
+from tentacle_manager.gui.delete_dialog import DeleteInstanceDialog
 from tentacle_manager.gui.log_viewer import LogViewer
 from tentacle_manager.gui.mutex_panel import MutexPanel
 from tentacle_manager.gui.scripts_panel import ScriptsPanel
+from tentacle_manager.gui.setup_wizard import COMMUNICATION, PREREQUISITES, SetupWizard
 from tentacle_manager.instances.errors import InstanceError
 from tentacle_manager.instances.instance import Instance
 from tentacle_manager.instances.registry import (
     DEFAULT_INSTANCE_NAME,
     InstanceRegistry,
     SelectedInstance,
+    machine_config_home,
 )
+from tentacle_manager.platform.services.choose import choose_manager
+from tentacle_manager.platform.services.spec import ServiceError
+from tentacle_manager.setup.answers import SetupAnswers, first_free_name, is_admin
+from tentacle_manager.setup.checks import standard_checks
 
 
 @dataclass(frozen=True)
@@ -69,7 +76,6 @@ def list_entries(registry: InstanceRegistry) -> list[InstanceEntry]:
 
 class MainWindow(QMainWindow):
     closed = Signal()
-    try_locally_requested = Signal()
 
     def __init__(self, machine_home: Path | None = None, preferred: str | None = None) -> None:
         super().__init__()
@@ -80,6 +86,8 @@ class MainWindow(QMainWindow):
         self._registry = InstanceRegistry(machine_home)
         self._preferred = preferred
         self._selecting: InstanceEntry | None = None
+        self.wizard: SetupWizard | None = None
+        self.delete_dialog: DeleteInstanceDialog | None = None
         self.connection = AgentConnection()
         self.picker = named(QComboBox(), "Instance")
         self.picker.currentIndexChanged.connect(self._picked)
@@ -154,11 +162,69 @@ class MainWindow(QMainWindow):
         await self.mutexes.stop()
         await self.dashboard.stop_watching()
         await self.logs.close_file()
+        if self.wizard is not None:
+            await self.wizard.shutdown()
         await self.connection.close()
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self.closed.emit()
         super().closeEvent(event)
+
+    async def open_setup(self, try_locally: bool = False) -> SetupWizard | None:
+        """Open the setup wizard (non-modal, with `open()`); the new instance is selected once
+        it runs. Trying locally starts at the checks with a per-user, loopback-only answer."""
+        if self.wizard is not None and self.wizard.isVisible():
+            self.wizard.raise_()
+            return self.wizard
+        loop = asyncio.get_running_loop()
+        try:
+            manager = (await loop.run_in_executor(None, choose_manager)).name
+        except ServiceError as error:
+            self.show_error(str(error))
+            return None
+        names = {self.picker.itemData(i).name for i in range(self.picker.count())}
+        name = first_free_name(names)
+        admin = not try_locally and is_admin()
+        answers = (
+            SetupAnswers.try_locally(name) if try_locally else SetupAnswers.defaults(name, admin)
+        )
+        self.wizard = SetupWizard(
+            answers,
+            manager="supervisor" if try_locally else manager,
+            admin=admin,
+            machine_home=self._machine_home or machine_config_home(),
+            checks=standard_checks,
+            start=PREREQUISITES if try_locally else COMMUNICATION,
+            parent=self,
+        )
+        self.wizard.installed.connect(lambda name: spawn(self._installed(name)))
+        self.wizard.open()
+        return self.wizard
+
+    async def open_delete(self) -> DeleteInstanceDialog | None:
+        """The delete dialog for the selected instance, its plan worked out before it shows."""
+        entry = self.picker.currentData()
+        if not isinstance(entry, InstanceEntry):
+            return None
+        loop = asyncio.get_running_loop()
+        try:
+            manager = (await loop.run_in_executor(None, choose_manager)).name
+            instance = await loop.run_in_executor(
+                None, Instance, SelectedInstance(entry.name, entry.config_path), self._machine_home
+            )
+        except (ServiceError, InstanceError) as error:
+            self.show_error(str(error))
+            return None
+        dialog = DeleteInstanceDialog(instance, manager, self)
+        await dialog.prepare()
+        dialog.deleted.connect(lambda _: spawn(self.refresh_instances()))
+        self.delete_dialog = dialog
+        dialog.open()
+        return dialog
+
+    async def _installed(self, name: str) -> None:
+        self._preferred = name
+        await self.refresh_instances()
 
     def _selected_name(self) -> str | None:
         entry = self.picker.currentData()
@@ -203,6 +269,13 @@ class MainWindow(QMainWindow):
         quit_action = QAction("&Quit", self)
         quit_action.setShortcut(QKeySequence.StandardKey.Quit)
         quit_action.triggered.connect(self.close)
+        new = QAction("&New Tentacle instance...", self)
+        new.setShortcut(QKeySequence.StandardKey.New)
+        new.triggered.connect(lambda: spawn(self.open_setup()))
+        delete = QAction("&Delete this instance...", self)
+        delete.triggered.connect(lambda: spawn(self.open_delete()))
+        file_menu.addAction(new)
+        file_menu.addAction(delete)
         file_menu.addAction(refresh)
         file_menu.addSeparator()
         file_menu.addAction(quit_action)
@@ -210,9 +283,15 @@ class MainWindow(QMainWindow):
 
     def _instance_page(self) -> QWidget:
         page = named(QWidget(), "Instance page")
+        new = named(QPushButton("&New..."), "Set up a new Tentacle instance")
+        new.clicked.connect(lambda: spawn(self.open_setup()))
+        delete = named(QPushButton("&Delete..."), "Delete this Tentacle instance")
+        delete.clicked.connect(lambda: spawn(self.open_delete()))
         row = QHBoxLayout()
         row.addWidget(named(QLabel("Instance:"), "Instance label"))
         row.addWidget(self.picker, 1)
+        row.addWidget(new)
+        row.addWidget(delete)
         layout = QVBoxLayout(page)
         layout.addLayout(row)
         layout.addWidget(self.tabs, 1)
@@ -225,16 +304,19 @@ class MainWindow(QMainWindow):
         text = named(
             QLabel(
                 "There is no Tentacle on this computer yet. Try one locally: it runs here, "
-                "under your account, and you can remove it again at any time."
+                "under your account, listens only to this computer, and you can remove it "
+                "again at any time. Or set one up for an Octopus Server."
             ),
             "Welcome text",
         )
         text.setWordWrap(True)
-        self.try_locally = named(QPushButton("Try it locally"), "Try it locally")
-        self.try_locally.clicked.connect(self.try_locally_requested.emit)
+        self.try_locally = named(QPushButton("Try it &locally"), "Try it locally")
+        self.try_locally.clicked.connect(lambda: spawn(self.open_setup(try_locally=True)))
+        set_up = named(QPushButton("&Set up a Tentacle..."), "Set up a Tentacle")
+        set_up.clicked.connect(lambda: spawn(self.open_setup()))
         layout = QVBoxLayout(page)
         layout.addStretch()
-        for widget in (heading, text, self.try_locally):
+        for widget in (heading, text, self.try_locally, set_up):
             layout.addWidget(widget, 0, Qt.AlignmentFlag.AlignHCenter)
         layout.addStretch()
         return page

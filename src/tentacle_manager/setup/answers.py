@@ -72,17 +72,25 @@ class SetupAnswers:
     username: str = ""
     password: str = field(default="", repr=False)
     proxy: ProxyAnswers = ProxyAnswers()
+    local_only: bool = False  # "Try it locally": listens on 127.0.0.1, trusts no server yet
 
     @classmethod
     def defaults(
         cls, instance: str = DEFAULT_INSTANCE_NAME, admin: bool | None = None
     ) -> SetupAnswers:
-        home, app_dir = default_folders(instance, _is_admin() if admin is None else admin)
+        home, app_dir = default_folders(instance, is_admin() if admin is None else admin)
         return cls(instance=instance, home=home, app_dir=app_dir)
+
+    @classmethod
+    def try_locally(cls, instance: str) -> SetupAnswers:
+        """A per-user instance on this machine only: the manager can run scripts on it at once,
+        and a server can be trusted later with `tentacle configure --trust`."""
+        home, app_dir = default_folders(instance, admin=False)
+        return cls(instance, home, app_dir, firewall_rule=False, local_only=True)
 
     def with_instance(self, instance: str) -> SetupAnswers:
         """Renamed, with the folders following the name while they are still the defaults."""
-        admin = _is_admin()
+        admin = is_admin()
         if (self.home, self.app_dir) != default_folders(self.instance, admin):
             return replace(self, instance=instance)
         home, app_dir = default_folders(instance, admin)
@@ -134,7 +142,18 @@ def default_folders(instance: str, admin: bool) -> tuple[Path, Path]:
     return home, apps
 
 
-def _is_admin() -> bool:
+def first_free_name(taken: set[str]) -> str:
+    """The default instance's name if it is free, else Tentacle2, Tentacle3, ..."""
+    if DEFAULT_INSTANCE_NAME not in taken:
+        return DEFAULT_INSTANCE_NAME
+    return next(
+        f"{DEFAULT_INSTANCE_NAME}{n}"
+        for n in range(2, 10_000)
+        if f"{DEFAULT_INSTANCE_NAME}{n}" not in taken
+    )
+
+
+def is_admin() -> bool:
     if sys.platform == "win32":
         import ctypes
 
@@ -167,6 +186,8 @@ def _storage(answers: SetupAnswers) -> dict[str, str]:
 def _listening(answers: SetupAnswers) -> dict[str, str]:
     found = _port("listen_port", answers.listen_port)
     thumbprint = answers.server_thumbprint.strip()
+    if answers.local_only and not thumbprint:
+        return found  # a server is trusted later, if ever
     if thumbprint.upper().startswith("API"):
         found["server_thumbprint"] = (
             "this is an API key, not an Octopus Server certificate thumbprint"

@@ -113,7 +113,7 @@ async def install(
     try:
         for index, step in enumerate(plan.steps):
             started.append(step)
-            code = await _run(index, step, plan.secrets, listener, environment)
+            code = await run_step(index, step, plan.secrets, listener, environment)
             if code != 0:
                 listener(OutputLine(f"The step '{step.title}' failed with exit code {code}.", True))
                 listener(OutputLine(f"The command that failed was: {step.display()}", True))
@@ -138,7 +138,7 @@ async def _roll_back(
     not_undone: list[str] = []
     for step in reversed(started):
         for undo in step.undo_steps():
-            if await _run(-1, undo, plan.secrets, listener, environment) != 0:
+            if await run_step(-1, undo, plan.secrets, listener, environment) != 0:
                 not_undone.append(f"{undo.title} failed: {undo.display()}")
     loop = asyncio.get_running_loop()
     for path, error in await loop.run_in_executor(None, _remove, footprint.added()):
@@ -150,7 +150,7 @@ async def _roll_back(
     return tuple(not_undone)
 
 
-async def _run(
+async def run_step(
     index: int,
     step: Step,
     secrets: tuple[str, ...],

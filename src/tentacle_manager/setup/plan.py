@@ -88,7 +88,8 @@ def plan_setup(answers: SetupAnswers, manager: str, admin: bool) -> SetupPlan:
         Step(
             "Set the folders and how to listen",
             ("configure", *selector, "--app", str(answers.app_dir), "--port", str(port),
-             "--noListen", str(not listening)),
+             "--noListen", str(not listening),
+             *(("--listenIpAddress", "127.0.0.1") if answers.local_only else ())),
         ),
     ]  # fmt: skip
     notes = [] if admin else [
@@ -97,12 +98,11 @@ def plan_setup(answers: SetupAnswers, manager: str, admin: bool) -> SetupPlan:
     ]  # fmt: skip
     unsupported = ""
     if listening:
-        steps.append(
-            Step(
-                "Trust the Octopus Server",
-                ("configure", *selector, "--trust", answers.server_thumbprint.strip().upper()),
+        if answers.server_thumbprint.strip():
+            thumbprint = answers.server_thumbprint.strip().upper()
+            steps.append(
+                Step("Trust the Octopus Server", ("configure", *selector, "--trust", thumbprint))
             )
-        )
         steps += _firewall(answers, port, notes)
     else:
         steps += _polling(answers, selector)
@@ -121,7 +121,7 @@ def plan_setup(answers: SetupAnswers, manager: str, admin: bool) -> SetupPlan:
 
 
 def _firewall(answers: SetupAnswers, port: int, notes: list[str]) -> list[Step]:
-    if not answers.firewall_rule:
+    if not answers.firewall_rule or answers.local_only:
         return []
     rule = firewall_rule(answers.instance, port)
     if rule is None:
