@@ -12,7 +12,7 @@ from tentacle_manager.gui.dashboard import Dashboard, proxy_sentence, trust_sent
 from tentacle_manager.gui.main_window import MainWindow
 from tentacle_manager.gui.responsiveness import LoopLagProbe
 from tentacle_manager.instances.registry import InstanceRegistry
-from tentacle_manager.instances.tentacle_config import CommunicationStyle, TrustedServer
+from tentacle_manager.instances.tentacle_config import CommunicationStyle, ProxyKind, TrustedServer
 from tentacle_manager.platform.services.choose import choose_manager
 from tests.gui_support import (  # noqa: F401 (fixtures)
     InProcessAgent,
@@ -196,3 +196,48 @@ def test_trust_sentence_names_polled_servers(sandbox: Sandbox) -> None:  # noqa:
     assert trust_sentence(instance.config()) == (
         "Polling https://a:10943/ and https://b/; 3 Octopus Servers are trusted."
     )
+
+
+def test_proxy_dialog_names_bad_fields_then_applies_and_keeps_the_password_secret(
+    qtbot: QtBot,
+    qloop: QtLoop,  # noqa: F811
+    sandbox: Sandbox,  # noqa: F811
+) -> None:
+    instance = sandbox.create_instance("Tentacle")
+    window = open_window(qtbot, qloop)
+    password = "pr0xy-s3cret"
+
+    async def scenario() -> None:
+        board = window.dashboard
+        await wait_until(
+            lambda: (
+                "not using" in board.communication.proxy.text()
+                or "default proxy" in board.communication.proxy.text()
+            ),
+            "the proxy line",
+        )
+        board.communication.change_proxy.click()
+        await wait_until(lambda: window.proxy_dialog is not None, "the dialog opens")
+        dialog = window.proxy_dialog
+        assert dialog.polling is None  # a listening instance has no polling proxy
+        dialog.web.mode.setCurrentIndex(2)  # a custom proxy
+        dialog.web.host.setText("proxy.example.com")
+        dialog.web.port.setText("99999")
+        dialog.apply.click()
+        assert "Web proxy port: '99999' is not a TCP port" in dialog.errors.text()
+        assert dialog.log.toPlainText() == ""  # nothing ran
+        dialog.web.port.setText("3128")
+        dialog.web.username.setText("me")
+        dialog.web.password.setText(password)
+        dialog.apply.click()
+        await wait_until(lambda: "changed" in dialog.status.text(), "the change is applied", 30)
+        assert password not in dialog.log.toPlainText()
+        assert "--proxyPassword '********'" in dialog.log.toPlainText()
+        await wait_until(
+            lambda: "custom proxy server" in board.communication.proxy.text(), "the line follows"
+        )
+        await close(window)
+
+    qloop.run(scenario(), timeout=60)
+    assert password not in instance.config_path.read_text(encoding="utf-8-sig")
+    assert instance.config().proxy(ProxyKind.HTTP).password == password

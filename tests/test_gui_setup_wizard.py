@@ -168,12 +168,12 @@ def test_the_polling_path_masks_secrets_and_says_it_cannot_install_here(
         polling.url.setText("https://octopus.example.com")
         polling.authentication.setCurrentIndex(1)
         polling.api_key.setText(API_KEY)
-        assert not polling.proxy_host.isVisibleTo(wizard)
-        polling.proxy_mode.setCurrentIndex(2)  # a custom proxy
-        assert polling.proxy_host.isVisibleTo(wizard) and polling.proxy_port.isVisibleTo(wizard)
-        polling.proxy_host.setText("proxy.example.com")
-        polling.proxy_username.setText("me")
-        polling.proxy_password.setText(PROXY_PASSWORD)
+        assert not polling.proxy.host.isVisibleTo(wizard)
+        polling.proxy.mode.setCurrentIndex(2)  # a custom proxy
+        assert polling.proxy.host.isVisibleTo(wizard) and polling.proxy.port.isVisibleTo(wizard)
+        polling.proxy.host.setText("proxy.example.com")
+        polling.proxy.username.setText("me")
+        polling.proxy.password.setText(PROXY_PASSWORD)
         next_page(wizard)
         await wait_until(lambda: not wizard.prerequisites.view.running, "the checks end", 60)
         next_page(wizard)

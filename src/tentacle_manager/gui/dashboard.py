@@ -14,7 +14,6 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 
 from PySide6.QtCore import QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QGuiApplication
@@ -38,6 +37,7 @@ from tentacle_manager.gui.agent_connection import (
     ConnectionStatus,
     missing_configuration,
 )
+from tentacle_manager.gui.widgets import named
 from tentacle_manager.instances.errors import InstanceError
 from tentacle_manager.instances.home import HomeLayout
 from tentacle_manager.instances.instance import Instance
@@ -64,15 +64,6 @@ ACTIONS = {
     "restart": "Restarting...",
     "reinstall": "Reinstalling...",
 }
-
-_W = TypeVar("_W", bound=QWidget)
-
-
-def named(widget: _W, name: str) -> _W:
-    """Give a widget the name a screen reader announces; every control gets one."""
-    widget.setAccessibleName(name)
-    return widget
-
 
 # --- what the instance's files say (blocking; run in an executor) -------------------------------
 
@@ -357,15 +348,20 @@ class CommunicationBox(QGroupBox):
         self.mode = _value("Communication mode")
         self.trust = _value("Trust")
         self.proxy = _value("Proxy")
+        self.change_proxy = named(QPushButton("C&hange..."), "Change the proxy settings")
+        proxy_row = QHBoxLayout()
+        proxy_row.addWidget(self.proxy, 1)
+        proxy_row.addWidget(self.change_proxy)
         form = QFormLayout(self)
         form.addRow(_caption("Mode:"), self.mode)
         form.addRow(_caption("Trust:"), self.trust)
-        form.addRow(_caption("Proxy:"), self.proxy)
+        form.addRow(_caption("Proxy:"), proxy_row)
 
     def render(self, facts: InstanceFacts) -> None:
         self.mode.setText(facts.mode)
         self.trust.setText(facts.trust)
         self.proxy.setText(facts.proxy)
+        self.change_proxy.setEnabled(bool(facts.proxy))
 
 
 class IdentityBox(QGroupBox):
@@ -434,6 +430,8 @@ class FoldersBox(QGroupBox):
 class Dashboard(QWidget):
     """The first tab of the main window: one instance, kept current while it is shown."""
 
+    proxy_change_requested = Signal()
+
     def __init__(self, connection: AgentConnection) -> None:
         super().__init__()
         named(self, "Dashboard")
@@ -459,6 +457,23 @@ class Dashboard(QWidget):
         connection.subscribe(self.agent.render)
         self.agent.retry_requested.connect(lambda: spawn(self._retry()))
         self.service.action_requested.connect(lambda action: spawn(self._perform(action)))
+        self.communication.change_proxy.clicked.connect(self.proxy_change_requested.emit)
+
+    @property
+    def instance(self) -> Instance | None:
+        return self._instance
+
+    async def service_running(self) -> bool:
+        instance = self._instance
+        return instance is not None and (await self._read_service(instance)).text == "Running"
+
+    async def service_manager_name(self) -> str:
+        return (await self._manager()).name
+
+    async def refresh(self) -> None:
+        """Read the instance's files again (after a change made through a dialog)."""
+        if self._instance is not None:
+            await self.show_instance(self._instance)
 
     async def show_instance(self, instance: Instance) -> None:
         """Show `instance` and watch its service until another one is shown."""

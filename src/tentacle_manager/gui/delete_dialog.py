@@ -22,8 +22,7 @@ from PySide6.QtWidgets import (
 )
 
 from tentacle_manager.gui import spawn
-from tentacle_manager.gui.dashboard import named
-from tentacle_manager.gui.setup_wizard import monospace
+from tentacle_manager.gui.widgets import monospace, named
 from tentacle_manager.instances.instance import Instance
 from tentacle_manager.platform.firewall import firewall_rule
 from tentacle_manager.setup.install import Event, Outcome, OutputLine

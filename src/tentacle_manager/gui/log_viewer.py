@@ -55,8 +55,8 @@ from tentacle_manager.diagnostics.log_index import Extent, FileChange, LogIndex
 from tentacle_manager.diagnostics.log_sources import LogSource, log_sources
 from tentacle_manager.diagnostics.log_time import first_line_at
 from tentacle_manager.gui import spawn
-from tentacle_manager.gui.dashboard import named
 from tentacle_manager.gui.log_model import LogLinesModel
+from tentacle_manager.gui.widgets import named
 from tentacle_manager.instances.errors import InstanceError
 from tentacle_manager.instances.instance import Instance
 

@@ -27,12 +27,14 @@ from PySide6.QtWidgets import (
 
 from tentacle_manager.gui import spawn
 from tentacle_manager.gui.agent_connection import AgentConnection
-from tentacle_manager.gui.dashboard import Dashboard, named
+from tentacle_manager.gui.dashboard import Dashboard, communication_mode
 from tentacle_manager.gui.delete_dialog import DeleteInstanceDialog
 from tentacle_manager.gui.log_viewer import LogViewer
 from tentacle_manager.gui.mutex_panel import MutexPanel
+from tentacle_manager.gui.proxy_dialog import ProxyDialog
 from tentacle_manager.gui.scripts_panel import ScriptsPanel
 from tentacle_manager.gui.setup_wizard import COMMUNICATION, PREREQUISITES, SetupWizard
+from tentacle_manager.gui.widgets import named
 from tentacle_manager.instances.errors import InstanceError
 from tentacle_manager.instances.instance import Instance
 from tentacle_manager.instances.registry import (
@@ -94,6 +96,8 @@ class MainWindow(QMainWindow):
         self.tabs = named(QTabWidget(), "Instance panels")
         self._menus()
         self.dashboard = Dashboard(self.connection)
+        self.dashboard.proxy_change_requested.connect(lambda: spawn(self.open_proxy_dialog()))
+        self.proxy_dialog: ProxyDialog | None = None
         self.add_panel(self.dashboard, "Dashboard")
         self.scripts = ScriptsPanel(self.connection)
         self.add_panel(self.scripts, "Scripts")
@@ -219,6 +223,30 @@ class MainWindow(QMainWindow):
         await dialog.prepare()
         dialog.deleted.connect(lambda _: spawn(self.refresh_instances()))
         self.delete_dialog = dialog
+        dialog.open()
+        return dialog
+
+    async def open_proxy_dialog(self) -> ProxyDialog | None:
+        instance = self.dashboard.instance
+        if instance is None:
+            return None
+        loop = asyncio.get_running_loop()
+        try:
+            config = await loop.run_in_executor(None, instance.config)
+            manager = await self.dashboard.service_manager_name()
+        except (InstanceError, ServiceError) as error:
+            self.show_error(str(error))
+            return None
+        dialog = ProxyDialog(
+            instance,
+            config,
+            polls=communication_mode(config) == "Polling",
+            manager=manager,
+            running=await self.dashboard.service_running(),
+            parent=self,
+        )
+        dialog.changed.connect(lambda: spawn(self.dashboard.refresh()))
+        self.proxy_dialog = dialog
         dialog.open()
         return dialog
 

@@ -39,10 +39,10 @@ from tentacle_manager.diagnostics.mutex_history import MutexHistory
 from tentacle_manager.gui import spawn
 from tentacle_manager.gui.agent_connection import AgentConnection
 from tentacle_manager.gui.confirmation import ask
-from tentacle_manager.gui.dashboard import named
 from tentacle_manager.gui.mutex_timeline import MutexTimeline
 from tentacle_manager.gui.process_tree import process_tree_widget, show_processes
 from tentacle_manager.gui.scripts_panel import AGENT_ERRORS
+from tentacle_manager.gui.widgets import named
 
 RECONNECT_SECONDS = 2.0
 TICK_MS = 1000

@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
 )
 
 from tentacle_manager.gui import spawn
-from tentacle_manager.gui.dashboard import named
+from tentacle_manager.gui.widgets import named
 from tentacle_manager.setup.prerequisites import (
     Check,
     CheckContext,

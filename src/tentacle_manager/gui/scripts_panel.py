@@ -48,9 +48,9 @@ from tentacle_manager.diagnostics.script_board import QUARANTINED, ScriptBoard, 
 from tentacle_manager.gui import spawn
 from tentacle_manager.gui.agent_connection import AgentConnection
 from tentacle_manager.gui.confirmation import ask
-from tentacle_manager.gui.dashboard import named
 from tentacle_manager.gui.process_tree import process_tree_widget, show_processes
 from tentacle_manager.gui.scripts_model import ScriptsModel
+from tentacle_manager.gui.widgets import named
 
 REFRESH_SECONDS = 1.0
 TREE_EVERY = 3  # rounds between process samples

@@ -28,9 +28,10 @@ from PySide6.QtWidgets import (
     QWizardPage,
 )
 
-from tentacle_manager.gui.dashboard import named
+from tentacle_manager.gui.proxy_form import ProxyForm
+from tentacle_manager.gui.widgets import named
 from tentacle_manager.platform.firewall import firewall_rule
-from tentacle_manager.setup.answers import Page, ProxyAnswers, ProxyMode, SetupAnswers, Style
+from tentacle_manager.setup.answers import Page, SetupAnswers, Style
 
 if TYPE_CHECKING:
     from tentacle_manager.gui.setup_wizard import SetupWizard
@@ -273,27 +274,6 @@ class PollingPage(QuestionPage):
         self.username = _line("Username")
         self.password = _line("Password", secret=True)
         self.api_key = _line("API key", secret=True)  # masked, unlike Tentacle Manager's
-        self.proxy_mode = named(QComboBox(), "Proxy")
-        for label, mode in (
-            ("No proxy", ProxyMode.NONE),
-            ("The system's proxy", ProxyMode.DEFAULT),
-            ("A custom proxy", ProxyMode.CUSTOM),
-        ):
-            self.proxy_mode.addItem(label, mode)
-        self.proxy_host = _line("Proxy host")
-        self.proxy_port = _line("Proxy port")
-        self.proxy_username = _line("Proxy username")
-        self.proxy_password = _line("Proxy password", secret=True)
-        self.fields = {
-            "server_url": self.url,
-            "server_comms_port": self.comms_port,
-            "username": self.username,
-            "password": self.password,
-            "api_key": self.api_key,
-            "proxy_host": self.proxy_host,
-            "proxy_port": self.proxy_port,
-            "proxy_username": self.proxy_username,
-        }
         form = QFormLayout()
         for widget in (
             self.url,
@@ -302,40 +282,31 @@ class PollingPage(QuestionPage):
             self.username,
             self.password,
             self.api_key,
-            self.proxy_mode,
-            self.proxy_host,
-            self.proxy_port,
-            self.proxy_username,
-            self.proxy_password,
         ):
             label = named(QLabel(f"{widget.accessibleName()}:"), f"{widget.accessibleName()} label")
             label.setBuddy(widget)
             form.addRow(label, widget)
+        self.proxy = ProxyForm(form)
+        self.fields = {
+            "server_url": self.url,
+            "server_comms_port": self.comms_port,
+            "username": self.username,
+            "password": self.password,
+            "api_key": self.api_key,
+            **self.proxy.fields,
+        }
         self._form = form
-        self.authentication.currentIndexChanged.connect(self._show_fields)
-        self.proxy_mode.currentIndexChanged.connect(self._show_fields)
+        self.authentication.currentIndexChanged.connect(self._show_credentials)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addStretch()
         layout.addWidget(self.errors)
 
-    def _show_fields(self) -> None:
+    def _show_credentials(self) -> None:
         api_key = self.authentication.currentIndex() == 1
-        mode = self._proxy_mode()
-        custom, any_proxy = mode is ProxyMode.CUSTOM, mode is not ProxyMode.NONE
-        for widget, shown in (
-            (self.username, not api_key),
-            (self.password, not api_key),
-            (self.api_key, api_key),
-            (self.proxy_host, custom),
-            (self.proxy_port, custom),
-            (self.proxy_username, any_proxy),
-            (self.proxy_password, any_proxy),
-        ):
+        for widget, shown in ((self.username, not api_key), (self.password, not api_key)):
             self._form.setRowVisible(widget, shown)
-
-    def _proxy_mode(self) -> ProxyMode:
-        return ProxyMode(self.proxy_mode.currentData())  # Qt hands the enum back as a str
+        self._form.setRowVisible(self.api_key, api_key)
 
     def fill(self, answers: SetupAnswers) -> None:
         self.url.setText(answers.server_url)
@@ -344,17 +315,11 @@ class PollingPage(QuestionPage):
         self.username.setText(answers.username)
         self.password.setText(answers.password)
         self.api_key.setText(answers.api_key)
-        proxy = answers.proxy
-        self.proxy_mode.setCurrentIndex(self.proxy_mode.findData(proxy.mode))
-        self.proxy_host.setText(proxy.host)
-        self.proxy_port.setText(proxy.port)
-        self.proxy_username.setText(proxy.username)
-        self.proxy_password.setText(proxy.password)
-        self._show_fields()
+        self.proxy.fill(answers.proxy)
+        self._show_credentials()
 
     def read(self, answers: SetupAnswers) -> SetupAnswers:
         api_key = self.authentication.currentIndex() == 1
-        mode = self._proxy_mode()
         return replace(
             answers,
             server_url=self.url.text().strip(),
@@ -362,13 +327,7 @@ class PollingPage(QuestionPage):
             api_key=self.api_key.text().strip() if api_key else "",
             username="" if api_key else self.username.text().strip(),
             password="" if api_key else self.password.text(),
-            proxy=ProxyAnswers(
-                mode,
-                self.proxy_host.text().strip(),
-                self.proxy_port.text().strip(),
-                self.proxy_username.text().strip() if mode is not ProxyMode.NONE else "",
-                self.proxy_password.text() if mode is not ProxyMode.NONE else "",
-            ),
+            proxy=self.proxy.read(),
         )
 
 

@@ -17,12 +17,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import Signal
-from PySide6.QtGui import QCloseEvent, QFontDatabase, QGuiApplication
+from PySide6.QtGui import QCloseEvent, QGuiApplication
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QMessageBox,
-    QPlainTextEdit,
     QProgressBar,
     QPushButton,
     QVBoxLayout,
@@ -34,7 +33,6 @@ from PySide6.QtWidgets import (
 from tentacle_manager.contracts import ProblemsError
 from tentacle_manager.gui import spawn
 from tentacle_manager.gui.confirmation import ask
-from tentacle_manager.gui.dashboard import named
 from tentacle_manager.gui.prerequisites_view import PrerequisitesView
 from tentacle_manager.gui.setup_pages import (
     CommunicationPage,
@@ -42,6 +40,7 @@ from tentacle_manager.gui.setup_pages import (
     PollingPage,
     StoragePage,
 )
+from tentacle_manager.gui.widgets import monospace, named
 from tentacle_manager.setup.answers import SetupAnswers, Style
 from tentacle_manager.setup.install import (
     Event,
@@ -59,14 +58,6 @@ from tentacle_manager.setup.prerequisites import Check, CheckContext, CheckState
 COMMUNICATION, STORAGE, LISTENING, POLLING, PREREQUISITES, REVIEW, INSTALL = range(7)
 _ERROR_STYLE = "color: #c62828;"
 _SUCCESS_STYLE = "color: #2e7d32; font-weight: bold;"
-
-
-def monospace(name: str) -> QPlainTextEdit:
-    box = named(QPlainTextEdit(), name)
-    box.setReadOnly(True)
-    box.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
-    box.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
-    return box
 
 
 class PrerequisitesPage(QWizardPage):

@@ -218,11 +218,12 @@ def _polling(answers: SetupAnswers) -> dict[str, str]:
             found["username"] = "enter a username, or an API key instead"
         if not answers.password:
             found["password"] = "enter the password of that account, or an API key instead"
-    found.update(_proxy(answers.proxy))
+    found.update(proxy_problems(answers.proxy))
     return found
 
 
-def _proxy(proxy: ProxyAnswers) -> dict[str, str]:
+def proxy_problems(proxy: ProxyAnswers) -> dict[str, str]:
+    """The proxy's bad fields (proxy_host, proxy_port, proxy_username) with their rules."""
     if proxy.mode is not ProxyMode.CUSTOM:
         return {}
     found = {f"proxy_{name}": rule for name, rule in _port("port", proxy.port).items()}

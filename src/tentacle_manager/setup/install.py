@@ -150,6 +150,18 @@ async def _roll_back(
     return tuple(not_undone)
 
 
+async def run_in_order(
+    steps: Iterable[Step], secrets: tuple[str, ...], listener: Listener
+) -> int | None:
+    """Run steps one after another, stopping at the first that fails; its index, or None.
+    For changes that have nothing to roll back (a deletion, a proxy change)."""
+    for index, step in enumerate(steps):
+        if await run_step(index, step, secrets, listener, None) != 0:
+            listener(OutputLine(f"'{step.title}' failed; nothing after it was done.", True))
+            return index
+    return None
+
+
 async def run_step(
     index: int,
     step: Step,

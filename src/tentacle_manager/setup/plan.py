@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from tentacle_manager.cli.verbs.service import agent_command
 from tentacle_manager.platform.firewall import firewall_rule
-from tentacle_manager.setup.answers import ProxyMode, SetupAnswers, Style
+from tentacle_manager.setup.answers import ProxyAnswers, ProxyMode, SetupAnswers, Style
 
 MASK = "********"
 PROGRAM = "tentacle"  # how the display names the program, whatever runs it
@@ -137,17 +137,6 @@ def _firewall(answers: SetupAnswers, port: int, notes: list[str]) -> list[Step]:
 
 def _polling(answers: SetupAnswers, selector: tuple[str, ...]) -> list[Step]:
     """The proxy for polling and the registration, as Tentacle Manager builds them."""
-    proxy = answers.proxy
-    proxy_argv = [
-        "polling-proxy",
-        *selector,
-        "--proxyEnable",
-        str(proxy.mode is not ProxyMode.NONE),
-    ]
-    if proxy.mode is ProxyMode.CUSTOM:
-        proxy_argv += ["--proxyHost", proxy.host.strip(), "--proxyPort", proxy.port.strip()]
-    if proxy.mode is not ProxyMode.NONE and proxy.username:
-        proxy_argv += ["--proxyUsername", proxy.username, "--proxyPassword", proxy.password]
     credentials = (
         ("--apiKey", answers.api_key)
         if answers.api_key
@@ -159,9 +148,27 @@ def _polling(answers: SetupAnswers, selector: tuple[str, ...]) -> list[Step]:
         "--server-comms-port", answers.server_comms_port.strip(), *credentials,
     )  # fmt: skip
     return [
-        Step("Set the polling proxy", tuple(proxy_argv), answers.secrets),
+        Step(
+            "Set the polling proxy",
+            proxy_argv("polling-proxy", selector, answers.proxy),
+            answers.secrets,
+        ),
         Step("Register with the Octopus Server", register, answers.secrets),
     ]
+
+
+def proxy_argv(verb: str, selector: tuple[str, ...], proxy: ProxyAnswers) -> tuple[str, ...]:
+    """A `proxy` or `polling-proxy` command for these answers. The username is always given,
+    so that clearing it clears it; the password only when typed: empty keeps the stored one."""
+    used = proxy.mode is not ProxyMode.NONE
+    argv = [verb, *selector, "--proxyEnable", str(used)]
+    if proxy.mode is ProxyMode.CUSTOM:
+        argv += ["--proxyHost", proxy.host.strip(), "--proxyPort", proxy.port.strip()]
+    if used:
+        argv += ["--proxyUsername", proxy.username]
+    if used and proxy.password:
+        argv += ["--proxyPassword", proxy.password]
+    return tuple(argv)
 
 
 def mask(text: str, secrets: tuple[str, ...]) -> str:

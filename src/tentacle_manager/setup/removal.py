@@ -19,7 +19,13 @@ from tentacle_manager.instances.errors import InstanceError
 from tentacle_manager.instances.instance import CONFIG_KEY_SECRET, Instance
 from tentacle_manager.instances.secrets import SecretStoreError
 from tentacle_manager.platform.firewall import firewall_rule
-from tentacle_manager.setup.install import InstallResult, Listener, Outcome, OutputLine, run_step
+from tentacle_manager.setup.install import (
+    InstallResult,
+    Listener,
+    Outcome,
+    OutputLine,
+    run_in_order,
+)
 from tentacle_manager.setup.plan import Step
 
 
@@ -89,12 +95,9 @@ def plan_removal(instance: Instance, choices: RemovalChoices, manager: str) -> R
 async def remove(plan: RemovalPlan, listener: Listener) -> InstallResult:
     """Run the steps, stopping at the first failure (nothing to roll back: a half-deleted
     instance is finished by running the wizard again), then remove the chosen files."""
-    for index, step in enumerate(plan.steps):
-        if await run_step(index, step, (), listener, None) != 0:
-            listener(
-                OutputLine(f"The step '{step.title}' failed; nothing after it was done.", True)
-            )
-            return InstallResult(Outcome.FAILED, index, plan.kept)
+    failed = await run_in_order(plan.steps, (), listener)
+    if failed is not None:
+        return InstallResult(Outcome.FAILED, failed, plan.kept)
     loop = asyncio.get_running_loop()
     not_removed = await loop.run_in_executor(None, _remove_files, plan)
     for line in not_removed:

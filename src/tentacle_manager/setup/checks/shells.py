@@ -30,7 +30,7 @@ SLOW_START_HELP = "https://octopus.com/docs/support/troubleshooting-failed-or-ha
 MINIMUM_WINDOWS_POWERSHELL = (5, 1)
 PROFILE_COST_LIMIT = 1.0  # seconds a profile may add before users notice slow steps
 PROFILE_SAMPLES = 2  # runs with and without the profile; the fastest of each is compared
-_COMMAND_TIMEOUT = 15.0
+_COMMAND_TIMEOUT = 15.0  # a PowerShell cold start on a busy Windows machine can take 10 s
 _VERSION = re.compile(r"(\d+)\.(\d+)(?:\.(\d+))?")
 # Prints the profile paths; $PROFILE is set even under -NoProfile, so both runs do equal work.
 _PROFILE_PATHS = (
@@ -47,10 +47,18 @@ def bash_check() -> Check:
 def powershell_checks() -> list[Check]:
     """Windows needs a PowerShell to run scripts at all; elsewhere only the profile cost of
     pwsh is of interest, and only when pwsh is installed."""
-    profile = Check("shell-powershell-profile", "PowerShell profile start-up cost", _profile_cost)
+    profile = Check(
+        "shell-powershell-profile",
+        "PowerShell profile start-up cost",
+        _profile_cost,
+        timeout=_COMMAND_TIMEOUT * 2 * PROFILE_SAMPLES,
+    )
     if sys.platform != "win32":
         return [profile]
-    return [Check("shell-powershell", "Script shell: PowerShell", _powershell), profile]
+    version = Check(
+        "shell-powershell", "Script shell: PowerShell", _powershell, timeout=_COMMAND_TIMEOUT * 2
+    )
+    return [version, profile]
 
 
 async def _bash(context: CheckContext) -> CheckResult:
@@ -110,9 +118,14 @@ async def _profile_cost(context: CheckContext) -> CheckResult:
             "scripts down.",
         )
     without, with_profile = [], []
-    for _ in range(PROFILE_SAMPLES):  # one after another: concurrent runs would slow each other
+    # One after another, as concurrent runs would slow each other; -NoProfile first, so a cold
+    # start inflates it and not the profile's cost. A slow pair is conclusive already.
+    for _ in range(PROFILE_SAMPLES):
         without.append(await _start(executable, profile=False))
         with_profile.append(await _start(executable, profile=True))
+        pair = (without[-1], with_profile[-1])
+        if not all(o.ok for o in pair) or pair[1].duration - pair[0].duration > PROFILE_COST_LIMIT:
+            break
     failed = next((output for output in [*without, *with_profile] if not output.ok), None)
     if failed is not None:
         return CheckResult(
