@@ -13,6 +13,7 @@ otherwise go unnoticed.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import socket
 import time
@@ -32,6 +33,7 @@ from qasync import QEventLoop
 
 from tentacle_manager.agent.host.plan import plan_for
 from tentacle_manager.agent.host.run import serve
+from tentacle_manager.agent.scripts import ScriptServiceSettings
 from tentacle_manager.cli.main import main as tentacle
 from tentacle_manager.instances.instance import Instance
 from tentacle_manager.instances.registry import InstanceRegistry, select_instance
@@ -195,19 +197,22 @@ def sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Sandbox:
 
 
 class InProcessAgent:
-    """The instance's real agent (what `tentacle agent` serves) on the test's event loop."""
+    """The instance's real agent (what `tentacle agent` serves) on the test's event loop;
+    `settings`, when given, replace its script service's (a short cancel ladder, say)."""
 
-    def __init__(self, instance: Instance) -> None:
+    def __init__(self, instance: Instance, settings: ScriptServiceSettings | None = None) -> None:
         self._instance = instance
+        self._settings = settings
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         self._stop = asyncio.Event()
         ready = asyncio.Event()
-        self._task = asyncio.get_running_loop().create_task(
-            serve(plan_for(self._instance), self._stop, ready)
-        )
+        plan = plan_for(self._instance)
+        if self._settings is not None:
+            plan = dataclasses.replace(plan, settings=self._settings)
+        self._task = asyncio.get_running_loop().create_task(serve(plan, self._stop, ready))
         readiness = asyncio.get_running_loop().create_task(ready.wait())
         await asyncio.wait([self._task, readiness], return_when=asyncio.FIRST_COMPLETED)
         readiness.cancel()

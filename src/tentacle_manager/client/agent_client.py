@@ -79,6 +79,11 @@ class HttpsAgent:
         self._session: aiohttp.ClientSession | None = None
         self._connecting = asyncio.Lock()
 
+    @property
+    def thumbprint(self) -> str:
+        """The thumbprint the agent's certificate must have."""
+        return self._thumbprint
+
     async def __aenter__(self) -> HttpsAgent:
         return self
 

@@ -107,7 +107,8 @@ async def _check_accepted(
     reader, writer = await _connect(host, port, context)
     try:
         writer.write(b"GET / HTTP/1.0\r\n\r\n")
-        answer = await asyncio.wait_for(reader.read(), PROBE_TIMEOUT)
+        async with asyncio.timeout(PROBE_TIMEOUT):
+            answer = await reader.read()
     except ssl.SSLError as error:
         raise _refused(host, port, identity, error.reason or str(error)) from error
     except (OSError, TimeoutError) as error:
@@ -124,9 +125,8 @@ async def _connect(
     host: str, port: int, context: ssl.SSLContext
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     try:
-        return await asyncio.wait_for(
-            asyncio.open_connection(host, port, ssl=context), PROBE_TIMEOUT
-        )
+        async with asyncio.timeout(PROBE_TIMEOUT):  # not wait_for: on 3.11 it can swallow a
+            return await asyncio.open_connection(host, port, ssl=context)  # cancellation
     except (OSError, TimeoutError) as error:
         raise _unreachable(host, port, error) from error
 

@@ -181,7 +181,8 @@ class LogViewer(QWidget):
         self._follow_toggled.clear()
         if self.follow.isChecked():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._follow_toggled.wait(), FOLLOW_SECONDS)
+                async with asyncio.timeout(FOLLOW_SECONDS):
+                    await self._follow_toggled.wait()
         else:
             await self._follow_toggled.wait()
 

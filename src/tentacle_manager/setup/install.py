@@ -186,14 +186,12 @@ async def run_step(
         listener(StepFinished(index, step, 127, time.monotonic() - began))
         return 127
     try:
-        await asyncio.wait_for(
-            asyncio.gather(
+        async with asyncio.timeout(COMMAND_TIMEOUT):  # not wait_for: it can lose a cancel
+            await asyncio.gather(
                 _stream(process.stdout, False, secrets, listener),
                 _stream(process.stderr, True, secrets, listener),
                 process.wait(),
-            ),
-            COMMAND_TIMEOUT,
-        )
+            )
     except TimeoutError:
         _kill_group(process)
         listener(OutputLine(f"No result after {COMMAND_TIMEOUT:.0f} s: stopped it.", True))

@@ -163,7 +163,8 @@ async def mutex_events(request: web.Request) -> web.StreamResponse:
         quiet = 0.0
         while not stopping.is_set() and not _caller_left(request):
             try:
-                event = await asyncio.wait_for(events.get(), LIVENESS_SECONDS)
+                async with asyncio.timeout(LIVENESS_SECONDS):  # wait_for can lose a cancel
+                    event = await events.get()
             except TimeoutError:
                 quiet += LIVENESS_SECONDS
                 if quiet >= HEARTBEAT_SECONDS:
