@@ -34,6 +34,7 @@ from tentacle_manager.gui.mutex_panel import MutexPanel
 from tentacle_manager.gui.proxy_dialog import ProxyDialog
 from tentacle_manager.gui.scripts_panel import ScriptsPanel
 from tentacle_manager.gui.setup_wizard import COMMUNICATION, PREREQUISITES, SetupWizard
+from tentacle_manager.gui.troubleshooting_panel import TroubleshootingPanel
 from tentacle_manager.gui.widgets import named
 from tentacle_manager.instances.errors import InstanceError
 from tentacle_manager.instances.instance import Instance
@@ -106,6 +107,8 @@ class MainWindow(QMainWindow):
         self.add_panel(self.mutexes, "Mutexes")
         self.logs = LogViewer()
         self.add_panel(self.logs, "Logs")
+        self.troubleshoot = TroubleshootingPanel(self.connection)
+        self.add_panel(self.troubleshoot, "Troubleshoot")
         self.welcome = self._welcome_page()
         self.pages = named(QStackedWidget(), "Pages")
         self.pages.addWidget(self.welcome)
@@ -166,6 +169,7 @@ class MainWindow(QMainWindow):
         await self.mutexes.stop()
         await self.dashboard.stop_watching()
         await self.logs.close_file()
+        await self.troubleshoot.stop()
         if self.wizard is not None:
             await self.wizard.shutdown()
         await self.connection.close()
@@ -282,6 +286,7 @@ class MainWindow(QMainWindow):
         if self._selecting is not entry:
             return
         await self.connection.select(instance)
+        self.troubleshoot.show_instance(instance)
         if instance is None:
             await self.dashboard.stop_watching()
             return
