@@ -37,6 +37,12 @@ VERB_MODULES: dict[str, str] = {
     "abandon": "scripts",
     "mutexes": "scripts",
     "run-task": "tasks",
+    "antivirus": "antivirus",
+    "av-advisor": "antivirus",
+    "check-connectivity": "troubleshooting",
+    "fire-drill": "troubleshooting",
+    "support-bundle": "troubleshooting",
+    "check-prerequisites": "prerequisites",
 }
 
 
