@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -56,6 +58,7 @@ def save(widget: QWidget, name: str) -> None:
 
 async def shoot(app: QApplication) -> None:
     instance = Sandbox(SANDBOX).create_instance("Tentacle")
+    scanner = pretend_clamd()
     logs = instance.layout().logs
     logs.mkdir(parents=True, exist_ok=True)
     (logs / LOG_FILE_NAME).write_bytes(hour_of_log(lines=5000))  # an hour of a busy agent
@@ -95,12 +98,33 @@ async def shoot(app: QApplication) -> None:
         await until(lambda: window.logs._searcher is None)
         window.logs.select_row(3)
         save(window, "log-viewer")
+
+        window.tabs.setCurrentWidget(window.antivirus)
+        window.antivirus.check()
+        await until(lambda: window.antivirus.advice is not None)
+        window.antivirus.measure()
+        await until(lambda: window.antivirus.measure_button.isEnabled(), 60)
+        save(window, "antivirus-advisor")
+
+        window.tabs.setCurrentWidget(window.troubleshoot)
+        window.troubleshoot.check_agent()
+        await until(lambda: "passed" in window.troubleshoot.connectivity_verdict.text())
+        save(window, "troubleshoot")
         await shoot_wizard(window)
     finally:
         await window.shutdown()
         window.close()
         await agent.stop()
         kill_strays(SANDBOX)
+        scanner.kill()
+        scanner.wait()
+
+
+def pretend_clamd() -> subprocess.Popen[bytes]:
+    """A process named like ClamAV's daemon, so the advisor has a product to show."""
+    clamd = SANDBOX / "clamd"
+    shutil.copy(shutil.which("sleep") or "/bin/sleep", clamd)
+    return subprocess.Popen([str(clamd), "600"])
 
 
 async def shoot_wizard(window: MainWindow) -> None:

@@ -75,14 +75,15 @@ def test_tab_reaches_every_control_of_every_panel(
             qtbot.keyClick(widget, Qt.Key.Key_Tab)
         missing = focusable(window) - reached
         assert not missing, f"{seen_panels[-1]}: Tab never reaches {describe(missing)}"
-    assert seen_panels == ["Dashboard", "Scripts", "Mutexes", "Logs", "Troubleshoot"]
+    assert seen_panels == ["Dashboard", "Scripts", "Mutexes", "Logs", "Anti-virus", "Troubleshoot"]
     menu = {action.text(): action.shortcut().toString() for action in window._view_menu.actions()}
     assert menu == {
         "&Dashboard": "Ctrl+1",
         "&Scripts": "Ctrl+2",
         "&Mutexes": "Ctrl+3",
         "&Logs": "Ctrl+4",
-        "&Troubleshoot": "Ctrl+5",
+        "&Anti-virus": "Ctrl+5",
+        "&Troubleshoot": "Ctrl+6",
     }
     qloop.run(window.shutdown())
     qloop.run(agent.stop())

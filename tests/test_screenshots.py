@@ -14,7 +14,14 @@ import pytest
 from PySide6.QtGui import QImage
 
 ROOT = Path(__file__).resolve().parent.parent
-SCREENS = ("dashboard", "scripts-during-cancel", "mutex-inspector", "log-viewer")
+SCREENS = (
+    "dashboard",
+    "scripts-during-cancel",
+    "mutex-inspector",
+    "log-viewer",
+    "antivirus-advisor",
+    "troubleshoot",
+)
 WINDOW = (1280, 800)
 WIZARD_PAGES = (
     "wizard-1-communication",

@@ -25,8 +25,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from tentacle_manager.diagnostics.support_bundle import ExtraSection
 from tentacle_manager.gui import spawn
 from tentacle_manager.gui.agent_connection import AgentConnection
+from tentacle_manager.gui.antivirus_panel import AntivirusPanel
 from tentacle_manager.gui.dashboard import Dashboard, communication_mode
 from tentacle_manager.gui.delete_dialog import DeleteInstanceDialog
 from tentacle_manager.gui.log_viewer import LogViewer
@@ -107,7 +109,9 @@ class MainWindow(QMainWindow):
         self.add_panel(self.mutexes, "Mutexes")
         self.logs = LogViewer()
         self.add_panel(self.logs, "Logs")
-        self.troubleshoot = TroubleshootingPanel(self.connection)
+        self.antivirus = AntivirusPanel()
+        self.add_panel(self.antivirus, "Anti-virus")
+        self.troubleshoot = TroubleshootingPanel(self.connection, self._report_sections)
         self.add_panel(self.troubleshoot, "Troubleshoot")
         self.welcome = self._welcome_page()
         self.pages = named(QStackedWidget(), "Pages")
@@ -124,6 +128,11 @@ class MainWindow(QMainWindow):
         show.setShortcut(QKeySequence(f"Ctrl+{self.tabs.count()}"))
         show.triggered.connect(lambda: self.tabs.setCurrentWidget(panel))
         self._view_menu.addAction(show)
+
+    def _report_sections(self) -> list[ExtraSection]:
+        """What the support bundle adds from the window: the last anti-virus advice."""
+        advice = self.antivirus.advice
+        return [] if advice is None else [ExtraSection("antivirus.json", advice.as_dict())]
 
     def _show_script(self, script: str) -> None:
         """From the mutex inspector to the script's row, its output and its processes."""
@@ -170,6 +179,7 @@ class MainWindow(QMainWindow):
         await self.dashboard.stop_watching()
         await self.logs.close_file()
         await self.troubleshoot.stop()
+        await self.antivirus.stop()
         if self.wizard is not None:
             await self.wizard.shutdown()
         await self.connection.close()
@@ -287,6 +297,7 @@ class MainWindow(QMainWindow):
             return
         await self.connection.select(instance)
         self.troubleshoot.show_instance(instance)
+        self.antivirus.show_instance(instance)
         if instance is None:
             await self.dashboard.stop_watching()
             return

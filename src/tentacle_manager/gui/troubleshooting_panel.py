@@ -9,7 +9,6 @@ loop; a tool's button is disabled while it runs, and leaving the window stops th
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
@@ -35,9 +34,8 @@ from tentacle_manager.diagnostics.connectivity import check_agent, check_server,
 from tentacle_manager.diagnostics.fire_drill import run_fire_drill
 from tentacle_manager.diagnostics.stages import Outcome, StageResult
 from tentacle_manager.diagnostics.support_bundle import ExtraSection, write_support_bundle
-from tentacle_manager.gui import spawn
 from tentacle_manager.gui.agent_connection import AgentConnection
-from tentacle_manager.gui.widgets import named
+from tentacle_manager.gui.widgets import cancel_all, named, spawn_with_button, wrapped_label
 from tentacle_manager.instances.errors import InstanceError
 from tentacle_manager.instances.instance import Instance
 
@@ -90,10 +88,7 @@ class TroubleshootingPanel(QWidget):
         self._instance = instance
 
     async def stop(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_all(self._tasks)
 
     # --- connectivity --------------------------------------------------------------------------
 
@@ -105,7 +100,7 @@ class TroubleshootingPanel(QWidget):
             )
             return
         check = check_agent(agent, on_stage=self.stages.add)
-        self._run(self.check_agent_button, self._connectivity(check))
+        spawn_with_button(self.check_agent_button, self._connectivity(check), self._tasks)
 
     def check_server(self) -> None:
         url = self.server_url.text().strip()
@@ -120,7 +115,7 @@ class TroubleshootingPanel(QWidget):
                 url, expected_thumbprint=thumbprint, proxy=route, on_stage=self.stages.add
             )
 
-        self._run(self.check_server_button, self._connectivity(check()))
+        spawn_with_button(self.check_server_button, self._connectivity(check()), self._tasks)
 
     async def _connectivity(self, check: Coroutine[Any, Any, Any]) -> None:
         self.stages.clear()
@@ -144,7 +139,7 @@ class TroubleshootingPanel(QWidget):
         if agent is None or instance is None:
             self.drill_verdict.setText("The fire drill needs a running agent to talk to.")
             return
-        self._run(self.drill_button, self._drill(agent, instance))
+        spawn_with_button(self.drill_button, self._drill(agent, instance), self._tasks)
 
     async def _drill(self, agent: Any, instance: Instance) -> None:
         self.rungs.clear()
@@ -170,7 +165,7 @@ class TroubleshootingPanel(QWidget):
     def save_bundle(self, output: Path) -> None:
         instance = self._instance
         if instance is not None:
-            self._run(self.bundle_button, self._bundle(instance, output))
+            spawn_with_button(self.bundle_button, self._bundle(instance, output), self._tasks)
 
     async def _bundle(self, instance: Instance, output: Path) -> None:
         self.bundle_status.setText("Collecting...")
@@ -191,17 +186,6 @@ class TroubleshootingPanel(QWidget):
 
     # --- plumbing ------------------------------------------------------------------------------
 
-    def _run(self, button: QPushButton, work: Coroutine[Any, Any, None]) -> None:
-        button.setEnabled(False)
-        task = spawn(work)
-        self._tasks.add(task)
-
-        def finished(_: asyncio.Task[Any]) -> None:
-            self._tasks.discard(task)
-            button.setEnabled(True)
-
-        task.add_done_callback(finished)
-
     def _build(self) -> None:
         self.check_agent_button = named(QPushButton("Check the &agent"), "Check the agent")
         self.check_agent_button.clicked.connect(self.check_agent)
@@ -212,7 +196,7 @@ class TroubleshootingPanel(QWidget):
         self.check_server_button = named(QPushButton("Check the &server"), "Check the server")
         self.check_server_button.clicked.connect(self.check_server)
         self.stages = StageTable("Connectivity stages")
-        self.connectivity_verdict = _verdict("Connectivity result")
+        self.connectivity_verdict = wrapped_label("Connectivity result")
         connectivity = named(QGroupBox("Connectivity"), "Connectivity")
         form = QFormLayout(connectivity)
         form.addRow(self.check_agent_button)
@@ -225,7 +209,7 @@ class TroubleshootingPanel(QWidget):
         form.addRow(self.connectivity_verdict)
 
         drill = named(QGroupBox("Cancellation fire drill"), "Cancellation fire drill")
-        explanation = _verdict("What the fire drill does")
+        explanation = wrapped_label("What the fire drill does")
         explanation.setText(
             "Runs a script through the agent that ignores interrupts, starts grandchildren (one "
             "in its own session, one holding the output pipes) and writes to its workspace, "
@@ -235,7 +219,7 @@ class TroubleshootingPanel(QWidget):
         self.drill_button = named(QPushButton("Run the &fire drill"), "Run the fire drill")
         self.drill_button.clicked.connect(self.run_drill)
         self.rungs = StageTable("Fire drill steps")
-        self.drill_verdict = _verdict("Fire drill verdict")
+        self.drill_verdict = wrapped_label("Fire drill verdict")
         column = QVBoxLayout(drill)
         for widget in (explanation, self.drill_button, self.rungs, self.drill_verdict):
             column.addWidget(widget)
@@ -247,7 +231,7 @@ class TroubleshootingPanel(QWidget):
         self.days.setSuffix(" days of logs")
         self.bundle_button = named(QPushButton("Save support &bundle..."), "Save support bundle")
         self.bundle_button.clicked.connect(self.ask_bundle)
-        self.bundle_status = _verdict("Support bundle status")
+        self.bundle_status = wrapped_label("Support bundle status")
         row = QHBoxLayout(bundle)
         row.addWidget(self.days)
         row.addWidget(self.bundle_button)
@@ -256,9 +240,3 @@ class TroubleshootingPanel(QWidget):
         layout = QVBoxLayout(self)
         for box in (connectivity, drill, bundle):
             layout.addWidget(box)
-
-
-def _verdict(name: str) -> QLabel:
-    label = named(QLabel(""), name)
-    label.setWordWrap(True)
-    return label

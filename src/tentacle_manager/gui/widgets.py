@@ -1,11 +1,16 @@
-"""Small helpers every panel uses to build accessible widgets."""
+"""Small helpers the panels share: accessible widgets, and tools run behind a button."""
 
 from __future__ import annotations
 
-from typing import TypeVar
+import asyncio
+import contextlib
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 from PySide6.QtGui import QFontDatabase
-from PySide6.QtWidgets import QPlainTextEdit, QWidget
+from PySide6.QtWidgets import QLabel, QPlainTextEdit, QPushButton, QWidget
+
+from tentacle_manager.gui import spawn
 
 _W = TypeVar("_W", bound=QWidget)
 
@@ -23,3 +28,34 @@ def monospace(name: str) -> QPlainTextEdit:
     box.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
     box.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
     return box
+
+
+def wrapped_label(name: str) -> QLabel:
+    """A label for sentences of any length (results, verdicts, status)."""
+    label = named(QLabel(""), name)
+    label.setWordWrap(True)
+    return label
+
+
+def spawn_with_button(
+    button: QPushButton, work: Coroutine[Any, Any, Any], running: set[asyncio.Task[Any]]
+) -> asyncio.Task[Any]:
+    """Run a tool's task with its button disabled until it ends; `running` holds it meanwhile,
+    so that the panel can cancel whatever still runs when the window closes."""
+    button.setEnabled(False)
+    task = spawn(work)
+    running.add(task)
+
+    def finished(_: asyncio.Task[Any]) -> None:
+        running.discard(task)
+        button.setEnabled(True)
+
+    task.add_done_callback(finished)
+    return task
+
+
+async def cancel_all(running: set[asyncio.Task[Any]]) -> None:
+    for task in list(running):
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -2,10 +2,9 @@
 
 Anti-virus and endpoint agents are the usual cause of tasks that fail or hang for no visible
 reason (seed 001): they lock files in Work and Tools, or slow every process start. This check
-only notices them and sends the user to the anti-virus advisor, which knows each product's
-exclusions. It takes the detector as a parameter so that this layer does not depend on the
-advisor: the GUI wires the advisor's detector in; the default is a scan of running process
-names for well-known products, which finds nothing it does not know.
+only notices them (with the advisor's detection) and sends the user to the anti-virus advisor,
+which knows each product's exclusions. The detector is a parameter so that a test can pass
+its own.
 """
 
 from __future__ import annotations
@@ -14,29 +13,12 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-import psutil
-
+from tentacle_manager.diagnostics.antivirus.detection import detect
+from tentacle_manager.diagnostics.antivirus.observations import observe
 from tentacle_manager.instances.home import HomeLayout
 from tentacle_manager.setup.prerequisites import Check, CheckContext, CheckResult, CheckState
 
 ANTIVIRUS_HELP = "https://octopus.com/docs/support/troubleshooting-failed-or-hanging-tasks"
-
-# process name (lower case, without ".exe") -> product
-KNOWN_PROCESSES = {
-    "clamd": "ClamAV",
-    "clamonacc": "ClamAV on-access scanning",
-    "falcond": "CrowdStrike Falcon",
-    "falcon-sensor": "CrowdStrike Falcon",
-    "msmpeng": "Microsoft Defender",
-    "sentinelagent": "SentinelOne",
-    "cbdefense": "VMware Carbon Black",
-    "ir_agent": "Rapid7 Insight Agent",
-    "ccsvchst": "Symantec Endpoint Protection",
-    "coreserviceshell": "Trend Micro",
-    "mfemms": "McAfee (Trellix) Endpoint Security",
-}
-KNOWN_PREFIXES = {"sophos": "Sophos"}  # Sophos runs many processes, all named sophos*
-
 
 @dataclass(frozen=True)
 class DetectedProduct:
@@ -51,31 +33,22 @@ SecurityDetector = Callable[[], Awaitable[Sequence[DetectedProduct]]]
 
 def security_products_check(detector: SecurityDetector | None = None) -> Check:
     async def run(context: CheckContext) -> CheckResult:
-        return _judge(await (detector or scan_processes)(), context)
+        return _judge(await (detector or advisor_detection)(), context)
 
     return Check("security-products", "Anti-virus and security products", run)
 
 
-async def scan_processes() -> list[DetectedProduct]:
-    """The known products among running processes, one entry per product."""
-    return await asyncio.to_thread(_scan)
-
-
-def _scan() -> list[DetectedProduct]:
-    found: dict[str, list[str]] = {}
-    for process in psutil.process_iter(["name"]):
-        name = process.info["name"] or ""
-        product = _product(name)
-        if product is not None:
-            found.setdefault(product, []).append(f"{name} (pid {process.pid})")
-    return [DetectedProduct(product, ", ".join(seen)) for product, seen in sorted(found.items())]
-
-
-def _product(process_name: str) -> str | None:
-    key = process_name.lower().removesuffix(".exe")
-    if key in KNOWN_PROCESSES:
-        return KNOWN_PROCESSES[key]
-    return next((p for prefix, p in KNOWN_PREFIXES.items() if key.startswith(prefix)), None)
+async def advisor_detection() -> list[DetectedProduct]:
+    """The anti-virus advisor's detection: processes, services, drivers, packages, fanotify
+    groups and audit rules, each product with its evidence."""
+    observations = await asyncio.to_thread(observe)
+    return [
+        DetectedProduct(
+            found.product.name,
+            "; ".join(f"{evidence.kind.value} {evidence.detail}" for evidence in found.evidence),
+        )
+        for found in detect(observations)
+    ]
 
 
 def _judge(products: Sequence[DetectedProduct], context: CheckContext) -> CheckResult:
