@@ -8,6 +8,7 @@ that the Qt-free parts of the layer (agent_connection) can be used and tested wi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Coroutine
 from typing import Any
 
@@ -31,3 +32,15 @@ def _finished(task: asyncio.Task[Any]) -> None:
     task.get_loop().call_exception_handler(
         {"message": "Unhandled error in GUI task", "exception": task.exception(), "task": task}
     )
+
+
+async def cancel_and_wait(*tasks: asyncio.Task[Any] | None) -> None:
+    """Cancel the tasks and wait until each has ended, so that nothing of a panel outlives the
+    window or its event loop."""
+    for task in tasks:
+        if task is not None:
+            task.cancel()
+    for task in tasks:
+        if task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

@@ -38,8 +38,8 @@ from tentacle_manager.diagnostics.antivirus.scripts import (
     request_pack,
     write_artefacts,
 )
+from tentacle_manager.gui import cancel_and_wait
 from tentacle_manager.gui.widgets import (
-    cancel_all,
     monospace,
     named,
     spawn_with_button,
@@ -72,7 +72,7 @@ class AntivirusPanel(QWidget):
         self.advice = None
 
     async def stop(self) -> None:
-        await cancel_all(self._tasks)
+        await cancel_and_wait(*self._tasks)
 
     # --- checking ------------------------------------------------------------------------------
 

@@ -54,7 +54,7 @@ from tentacle_manager.diagnostics.log_format import Level
 from tentacle_manager.diagnostics.log_index import Extent, FileChange, LogIndex
 from tentacle_manager.diagnostics.log_sources import LogSource, log_sources
 from tentacle_manager.diagnostics.log_time import first_line_at
-from tentacle_manager.gui import spawn
+from tentacle_manager.gui import cancel_and_wait, spawn
 from tentacle_manager.gui.log_model import LogLinesModel
 from tentacle_manager.gui.widgets import named
 from tentacle_manager.instances.errors import InstanceError
@@ -129,11 +129,9 @@ class LogViewer(QWidget):
 
     async def close_file(self) -> None:
         """Stop indexing, following and searching (the window is closing)."""
-        tasks = [task for task in (self._watcher, self._searcher) if task is not None]
-        self._stop_tasks()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        tasks = (self._watcher, self._searcher)
+        self._watcher = self._searcher = None
+        await cancel_and_wait(*tasks)
 
     def _stop_tasks(self) -> None:
         for task in (self._watcher, self._searcher):

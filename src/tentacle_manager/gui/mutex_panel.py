@@ -9,7 +9,6 @@ so what it shows is always exactly the agent's state.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from datetime import datetime, timedelta
 
 from PySide6.QtCore import Qt, QTimer, Signal
@@ -36,7 +35,7 @@ from tentacle_manager.contracts import (
     utc_now,
 )
 from tentacle_manager.diagnostics.mutex_history import MutexHistory
-from tentacle_manager.gui import spawn
+from tentacle_manager.gui import cancel_and_wait, spawn
 from tentacle_manager.gui.agent_connection import AgentConnection
 from tentacle_manager.gui.confirmation import ask
 from tentacle_manager.gui.mutex_timeline import MutexTimeline
@@ -72,10 +71,7 @@ class MutexPanel(QWidget):
 
     async def stop(self) -> None:
         follower, self._follower = self._follower, None
-        if follower is not None:
-            follower.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await follower
+        await cancel_and_wait(follower)
 
     # --- layout --------------------------------------------------------------------------------
 

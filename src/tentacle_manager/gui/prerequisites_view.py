@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from tentacle_manager.gui import spawn
+from tentacle_manager.gui import cancel_and_wait, spawn
 from tentacle_manager.gui.widgets import named
 from tentacle_manager.setup.prerequisites import (
     Check,
@@ -61,7 +61,7 @@ class PrerequisitesView(QWidget):
         self._checks = checks
         self._context = context
         self._task: asyncio.Task[None] | None = None
-        self._rows: dict[str, QTreeWidgetItem] = {}
+        self._keys: list[str] = []  # row i shows check _keys[i]
         self._results: dict[str, CheckResult] = {}
         self._started: dict[str, float] = {}
         self._complete = False  # the last run ended (its task may still be returning)
@@ -96,10 +96,7 @@ class PrerequisitesView(QWidget):
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
         self._clock.stop()
 
     async def _run(self, previous: asyncio.Task[None] | None) -> None:
@@ -119,21 +116,20 @@ class PrerequisitesView(QWidget):
 
     def _reset(self, checks: list[Check]) -> None:
         self.table.clear()
-        self._rows.clear()
+        self._keys = [check.key for check in checks]
         self._results.clear()
         self._started.clear()
         for check in checks:
             item = QTreeWidgetItem([check.title, "Pending", "", ""])
             item.setData(0, Qt.ItemDataRole.UserRole, check.key)
             self.table.addTopLevelItem(item)
-            self._rows[check.key] = item
         self.progress.setRange(0, len(checks))
         self.progress.setValue(0)
         self.summary.setText(f"Checking {len(checks)} prerequisites...")
         self.table.setCurrentItem(self.table.topLevelItem(0))
 
     def _update(self, check: Check, result: CheckResult) -> None:
-        item = self._rows[check.key]
+        item = self._row(check.key)
         item.setText(1, result.state.value.capitalize())
         item.setText(3, result.message)
         item.setToolTip(3, result.message)
@@ -149,11 +145,16 @@ class PrerequisitesView(QWidget):
         if self.table.currentItem() is item:
             self._show_details()
 
+    def _row(self, key: str) -> QTreeWidgetItem:
+        """Asked of the tree each time: a QTreeWidgetItem is no QObject, so a reference kept in
+        Python would outlive the tree that deletes it, and using it then crashes."""
+        return self.table.topLevelItem(self._keys.index(key))
+
     def _tick(self) -> None:
         now = time.monotonic()
         for key, began in self._started.items():
             if key not in self._results:
-                self._rows[key].setText(2, _seconds(now - began))
+                self._row(key).setText(2, _seconds(now - began))
 
     def _show_details(self) -> None:
         item = self.table.currentItem()

@@ -10,7 +10,6 @@ use `open()` and signals: a nested `exec()` would re-enter the qasync loop.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Callable
 
@@ -45,7 +44,7 @@ from tentacle_manager.contracts import (
     utc_now,
 )
 from tentacle_manager.diagnostics.script_board import QUARANTINED, ScriptBoard, ScriptRow
-from tentacle_manager.gui import spawn
+from tentacle_manager.gui import cancel_and_wait, spawn
 from tentacle_manager.gui.agent_connection import AgentConnection
 from tentacle_manager.gui.confirmation import ask
 from tentacle_manager.gui.process_tree import process_tree_widget, show_processes
@@ -94,10 +93,7 @@ class ScriptsPanel(QWidget):
 
     async def stop(self) -> None:
         refresher, self._refresher = self._refresher, None
-        if refresher is not None:
-            refresher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await refresher
+        await cancel_and_wait(refresher)
 
     async def refresh(self, with_trees: bool = True) -> None:
         """One round of polling; the loop calls it, and tests may too."""

@@ -34,8 +34,9 @@ from tentacle_manager.diagnostics.connectivity import check_agent, check_server,
 from tentacle_manager.diagnostics.fire_drill import run_fire_drill
 from tentacle_manager.diagnostics.stages import Outcome, StageResult
 from tentacle_manager.diagnostics.support_bundle import ExtraSection, write_support_bundle
+from tentacle_manager.gui import cancel_and_wait
 from tentacle_manager.gui.agent_connection import AgentConnection
-from tentacle_manager.gui.widgets import cancel_all, named, spawn_with_button, wrapped_label
+from tentacle_manager.gui.widgets import named, spawn_with_button, wrapped_label
 from tentacle_manager.instances.errors import InstanceError
 from tentacle_manager.instances.instance import Instance
 
@@ -88,7 +89,7 @@ class TroubleshootingPanel(QWidget):
         self._instance = instance
 
     async def stop(self) -> None:
-        await cancel_all(self._tasks)
+        await cancel_and_wait(*self._tasks)
 
     # --- connectivity --------------------------------------------------------------------------
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
@@ -52,10 +51,3 @@ def spawn_with_button(
 
     task.add_done_callback(finished)
     return task
-
-
-async def cancel_all(running: set[asyncio.Task[Any]]) -> None:
-    for task in list(running):
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
