@@ -4,12 +4,14 @@ the user-mode supervisor, and the dashboard showing the running agent's thumbpri
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from PySide6.QtWidgets import QWizard
+from PySide6.QtWidgets import QMessageBox, QWizard
 from pytestqt.qtbot import QtBot
 
+from tentacle_manager.gui import setup_wizard
 from tentacle_manager.gui.agent_connection import ConnectionState
 from tentacle_manager.gui.main_window import MainWindow
 from tentacle_manager.gui.setup_wizard import (
@@ -25,6 +27,7 @@ from tentacle_manager.gui.setup_wizard import (
 from tentacle_manager.instances.instance import Instance
 from tentacle_manager.instances.registry import InstanceRegistry, select_instance
 from tentacle_manager.setup.answers import Style
+from tentacle_manager.setup.plan import Step
 from tests.gui_support import (  # noqa: F401 (fixtures)
     QtLoop,
     Sandbox,
@@ -218,3 +221,67 @@ def test_try_it_locally_starts_at_the_checks_with_a_loopback_user_instance(
         await window.shutdown()
 
     qloop.run(scenario(), timeout=120)
+
+
+@pytest.mark.slow
+def test_a_failed_install_rolls_back_then_retry_works_and_closing_mid_install_cancels(
+    qtbot: QtBot,
+    qloop: QtLoop,  # noqa: F811
+    sandbox: Sandbox,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    window = open_main_window(qtbot, qloop)
+    wizard = qloop.run(window.open_setup())
+    assert wizard is not None
+    real_install = setup_wizard.install
+    failures = iter([True])
+
+    def first_install_fails(plan, *args, **kwargs):  # its fourth command fails, once
+        if next(failures, False):
+            steps = list(plan.steps)
+            steps[3] = Step(steps[3].title, ("configure", "--instance", "Tentacle", "--port", "0"))
+            plan = replace(plan, steps=tuple(steps))
+        return real_install(plan, *args, **kwargs)
+
+    monkeypatch.setattr(setup_wizard, "install", first_install_fails)
+    home = tmp_path / "home"
+
+    async def scenario() -> None:
+        next_page(wizard)
+        wizard.currentPage().home.setText(str(home))
+        next_page(wizard)
+        wizard.currentPage().port.setText(str(free_port()))
+        wizard.currentPage().thumbprint.setText(THUMBPRINT)
+        next_page(wizard)
+        await wait_until(lambda: not wizard.prerequisites.view.running, "the checks end", 60)
+        next_page(wizard)
+        next_page(wizard)
+        page = wizard.install_page
+        page.run.click()
+        await wait_until(lambda: page.result is not None, "the first install ends", 120)
+        assert page.result.outcome.value == "failed" and page.result.failed_step == 3
+        assert "Everything this installation created was removed" in page.status.text(), (
+            page.log.toPlainText()
+        )
+        assert "Rolled back" in page.log.toPlainText()
+        assert not home.exists() and InstanceRegistry().list_instances() == []
+        assert page.run.text() == "&Retry" and page.run.isEnabled()
+
+        page.run.click()  # nothing re-typed: the same answers, now without the fault
+        await wait_until(lambda: page.status.text().startswith("Step"), "it runs again")
+        wizard.reject()  # closing mid-install asks first
+        await wait_until(lambda: wizard._confirmation is not None, "the question")
+        wizard._confirmation.button(QMessageBox.StandardButton.Yes).click()
+        await wait_until(lambda: not wizard.isVisible(), "cancelled and closed", 120)
+        assert page.result is not None and page.result.outcome.value == "cancelled"
+        assert page.result.not_undone == ()
+        await window.shutdown()
+
+    try:
+        qloop.run(scenario(), timeout=300)
+    finally:
+        if InstanceRegistry().list_instances():
+            run_tentacle("service", "--instance=Tentacle", "--stop", "--uninstall")
+        kill_strays(tmp_path)
+    assert not home.exists() and InstanceRegistry().list_instances() == []

@@ -136,10 +136,15 @@ async def _roll_back(
 ) -> tuple[str, ...]:
     listener(OutputLine("Rolling back: undoing every step that started, newest first."))
     not_undone: list[str] = []
-    for step in reversed(started):
+    for position, step in enumerate(reversed(started)):
         for undo in step.undo_steps():
-            if await run_step(-1, undo, plan.secrets, listener, environment) != 0:
+            if await run_step(-1, undo, plan.secrets, listener, environment) == 0:
+                continue
+            if position > 0:
                 not_undone.append(f"{undo.title} failed: {undo.display()}")
+            else:  # the step that failed or was stopped may have had nothing to undo yet
+                listener(OutputLine(f"{undo.title} did not succeed; the step it undoes was "
+                                    "interrupted and may have done nothing.", True))  # fmt: skip
     loop = asyncio.get_running_loop()
     for path, error in await loop.run_in_executor(None, _remove, footprint.added()):
         not_undone.append(f"{path} could not be removed: {error}")
