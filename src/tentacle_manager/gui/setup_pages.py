@@ -160,6 +160,7 @@ class StoragePage(QuestionPage):
         self.fields = {"home": self.home, "app_dir": self.app_dir}
         self._dialog: QFileDialog | None = None
         form = QFormLayout()
+        form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapAllRows)  # long paths, full width
         for text, edit in (
             ("&Home folder (configuration, logs, work):", self.home),
             ("&Applications folder (default for deployments):", self.app_dir),
