@@ -2,7 +2,7 @@
 
 Usage: python -m benchmarks.run_all [--quick] [--profile] [name ...]
 Names are module suffixes (overhead, cancel_abandon, output, status, mutex, api,
-log_viewer); default: all.
+log_viewer, frozen); default: all.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ BENCHMARKS = {
     "mutex": "mutex",
     "api": "api",
     "log_viewer": "log_viewer",
+    "frozen": "frozen",
 }
 TIMEOUT = 900  # seconds per benchmark; a hung one is reported, not waited on for ever
 

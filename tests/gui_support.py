@@ -193,6 +193,7 @@ def sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Sandbox:
     monkeypatch.setenv("TentacleMachineConfigurationHomeDirectory", str(tmp_path / "etc"))
     monkeypatch.setenv("TENTACLE_SECRET_STORE", "file")
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    monkeypatch.setenv("TENTACLE_SERVICE_STATE_ROOT", str(tmp_path / "services"))
     return Sandbox(tmp_path)
 
 

@@ -25,6 +25,7 @@ SANDBOX = OUTPUT / "sandbox"
 os.environ[HOME_OVERRIDE_VARIABLE] = str(SANDBOX / "etc")
 os.environ["TENTACLE_SECRET_STORE"] = "file"
 os.environ["XDG_STATE_HOME"] = str(SANDBOX / "state")
+os.environ["TENTACLE_SERVICE_STATE_ROOT"] = str(SANDBOX / "services")
 
 from PySide6.QtWidgets import QApplication, QWidget, QWizard  # noqa: E402
 from qasync import QEventLoop  # noqa: E402

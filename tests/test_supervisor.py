@@ -400,6 +400,7 @@ def test_root_runs_the_agent_as_the_named_user(manager: SupervisorManager, tmp_p
 
 
 def test_default_state_root(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("TENTACLE_SERVICE_STATE_ROOT", raising=False)
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
     assert default_state_root() == tmp_path / "xdg" / "tentacle-manager" / "services"
@@ -407,6 +408,10 @@ def test_default_state_root(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> 
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert default_state_root() == tmp_path / "home" / ".local/state/tentacle-manager/services"
     monkeypatch.setattr(os, "geteuid", lambda: 0)
+    assert default_state_root() == Path("/var/lib/tentacle-manager/services")
+    monkeypatch.setenv("TENTACLE_SERVICE_STATE_ROOT", str(tmp_path / "sandbox"))  # even as root
+    assert default_state_root() == tmp_path / "sandbox"
+    monkeypatch.setenv("TENTACLE_SERVICE_STATE_ROOT", "relative/ignored")
     assert default_state_root() == Path("/var/lib/tentacle-manager/services")
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
 from tentacle_manager.cli.verb import CliError, Console, Verb, wants_json
 from tentacle_manager.cli.verbs.selection import open_instance
@@ -81,9 +82,13 @@ def _spec(args: argparse.Namespace) -> ServiceSpec:
 
 
 def agent_command() -> tuple[str, ...]:
-    """How to start `tentacle agent`: the frozen executable itself, or this Python."""
+    """How to start `tentacle agent`: the frozen `tentacle`, or this Python.
+
+    Both frozen programs share one folder, and the manager (which installs services too) has
+    no `agent` verb of its own, so a frozen build always names the `tentacle` beside it."""
     if getattr(sys, "frozen", False):
-        return (sys.executable, "agent")
+        executable = Path(sys.executable)
+        return (str(executable.with_name("tentacle" + executable.suffix)), "agent")
     return (sys.executable, "-m", "tentacle_manager.cli.main", "agent")
 
 

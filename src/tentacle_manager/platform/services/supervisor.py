@@ -61,6 +61,7 @@ if sys.platform != "win32":  # the supervisor is POSIX-only; check_prerequisites
 
 PROCESS_MODULE = "tentacle_manager.platform.services.supervisor_process"
 SYSTEM_STATE_ROOT = Path("/var/lib/tentacle-manager/services")
+STATE_ROOT_OVERRIDE = "TENTACLE_SERVICE_STATE_ROOT"  # a sandbox's own services (tests, trials)
 START_TIMEOUT = 10.0
 STOP_MARGIN = 5.0
 KILL_WAIT = 5.0
@@ -199,7 +200,11 @@ def _read_model(model: type[_Model], path: Path) -> _Model | None:
 
 
 def default_state_root() -> Path:
-    """/var/lib/... for root; otherwise $XDG_STATE_HOME (or ~/.local/state)/tentacle-manager/."""
+    """$TENTACLE_SERVICE_STATE_ROOT when set; else /var/lib/... for root, and otherwise
+    $XDG_STATE_HOME (or ~/.local/state)/tentacle-manager/."""
+    override = os.environ.get(STATE_ROOT_OVERRIDE, "")
+    if os.path.isabs(override):
+        return Path(override)
     if is_root():
         return SYSTEM_STATE_ROOT
     configured = os.environ.get("XDG_STATE_HOME", "")

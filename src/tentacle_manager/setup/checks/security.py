@@ -20,6 +20,7 @@ from tentacle_manager.setup.prerequisites import Check, CheckContext, CheckResul
 
 ANTIVIRUS_HELP = "https://octopus.com/docs/support/troubleshooting-failed-or-hanging-tasks"
 
+
 @dataclass(frozen=True)
 class DetectedProduct:
     """A security product seen on this machine, and the evidence, e.g. "clamd (pid 812)"."""
