@@ -35,6 +35,7 @@ from tentacle_manager.agent.host.plan import plan_for
 from tentacle_manager.agent.host.run import serve
 from tentacle_manager.agent.scripts import ScriptServiceSettings
 from tentacle_manager.cli.main import main as tentacle
+from tentacle_manager.gui import watch_children_without_threads
 from tentacle_manager.instances.instance import Instance
 from tentacle_manager.instances.registry import InstanceRegistry, select_instance
 
@@ -48,6 +49,7 @@ class QtLoop:
     def __init__(self, app: QApplication) -> None:
         self.app = app
         self.loop = QEventLoop(app, already_running=True)
+        watch_children_without_threads(self.loop)  # as the app does
         self.errors: list[dict[str, Any]] = []
         self.loop.set_exception_handler(lambda _, context: self.errors.append(context))
 

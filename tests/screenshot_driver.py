@@ -33,6 +33,7 @@ from qasync import QEventLoop  # noqa: E402
 from benchmarks.bench_log_viewer import hour_of_log  # noqa: E402
 from tentacle_manager.agent.host.log_files import LOG_FILE_NAME  # noqa: E402
 from tentacle_manager.contracts import CancelScriptCommand, ticket  # noqa: E402
+from tentacle_manager.gui import watch_children_without_threads  # noqa: E402
 from tentacle_manager.gui.main_window import MainWindow  # noqa: E402
 from tentacle_manager.gui.theme import apply_theme  # noqa: E402
 from tests.gui_support import InProcessAgent, Sandbox, run_tentacle  # noqa: E402
@@ -180,6 +181,7 @@ def main() -> int:
     app.setQuitOnLastWindowClosed(False)
     apply_theme(app, THEME)
     with asyncio.Runner(loop_factory=lambda: QEventLoop(app)) as runner:
+        watch_children_without_threads(runner.get_loop())
         runner.run(shoot(app))
     return 0
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import sys
 from collections.abc import Coroutine
 from typing import Any
 
@@ -44,3 +46,19 @@ async def cancel_and_wait(*tasks: asyncio.Task[Any] | None) -> None:
         if task is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+def watch_children_without_threads(loop: asyncio.AbstractEventLoop) -> None:
+    """Have asyncio learn of a subprocess's exit through a pidfd on the loop itself.
+
+    Python 3.11's default watcher gives every subprocess a thread that reports its exit with
+    call_soon_threadsafe, which qasync turns into a Qt signal emitted from that thread; the
+    window runs many subprocesses (installs, prerequisite checks), and PySide has crashed in
+    exactly such cross-thread emissions (6.12 at exit, 6.11 now and then). A pidfd needs no
+    thread. Python 3.12 and later choose it by themselves; Windows has no child watcher. The
+    watcher serves `loop` (asyncio attaches it to a loop set with set_event_loop later on).
+    """
+    if sys.version_info < (3, 12) and sys.platform == "linux" and hasattr(os, "pidfd_open"):
+        watcher = asyncio.PidfdChildWatcher()
+        asyncio.set_child_watcher(watcher)
+        watcher.attach_loop(loop)

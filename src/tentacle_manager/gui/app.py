@@ -17,6 +17,7 @@ from typing import Any, cast
 from PySide6.QtWidgets import QApplication
 from qasync import QEventLoop
 
+from tentacle_manager.gui import watch_children_without_threads
 from tentacle_manager.gui.main_window import MainWindow
 from tentacle_manager.gui.responsiveness import LoopLagProbe
 from tentacle_manager.gui.theme import THEMES, apply_theme
@@ -55,6 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     app.setQuitOnLastWindowClosed(False)
     apply_theme(app, options.theme)
     with asyncio.Runner(loop_factory=lambda: QEventLoop(app)) as runner:
+        watch_children_without_threads(runner.get_loop())
         return runner.run(_run(options))
 
 
