@@ -34,6 +34,7 @@ from tentacle_manager.diagnostics.antivirus.recommendations import (
     AgentAccount,
     Recommendation,
     Target,
+    user_exclusion,
 )
 from tentacle_manager.platform.antivirus.records import RunningProcess
 
@@ -181,7 +182,7 @@ def clamd_coverage(
             CoverageState.SET, f"{by_user} skips every file the agent's user opens.{on_demand}"
         )
     if recommendation.target is Target.PROCESS:
-        who = _account_words(account)
+        who = user_exclusion(account, "with the agent's user")
         return Coverage(
             CoverageState.NOT_SET,
             f"ClamAV cannot exclude a program, only a user: {who} would skip every file the "
@@ -225,14 +226,6 @@ def _user_exclusion(config: ClamdConfig, account: AgentAccount | None) -> str | 
     if account.uid == 0 and config.flag("OnAccessExcludeRootUID"):
         return config.where(config.values("OnAccessExcludeRootUID")[0])
     return None
-
-
-def _account_words(account: AgentAccount | None) -> str:
-    if account is None:
-        return "OnAccessExcludeUname with the agent's user"
-    if account.name is None:
-        return f"OnAccessExcludeUID {account.uid}"
-    return f"OnAccessExcludeUname {account.name}"
 
 
 def _within(path: PurePosixPath, folder: str) -> bool:

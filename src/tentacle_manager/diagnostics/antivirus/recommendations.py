@@ -92,6 +92,16 @@ class AgentAccount:
     uid: int
 
 
+def user_exclusion(account: AgentAccount | None, unknown: str) -> str:
+    """ClamAV's setting that skips the agent's user: by name, or by uid for a nameless one;
+    `unknown` stands for the user when the agent's account is not known."""
+    if account is None:
+        return f"OnAccessExcludeUname {unknown}"
+    if account.name is None:
+        return f"OnAccessExcludeUID {account.uid}"
+    return f"OnAccessExcludeUname {account.name}"
+
+
 def is_windows_path(path: PurePath) -> bool:
     return isinstance(path, PureWindowsPath)
 

@@ -38,6 +38,7 @@ from tentacle_manager.diagnostics.antivirus.recommendations import (
     Recommendation,
     Target,
     is_windows_path,
+    user_exclusion,
     validate_path,
 )
 
@@ -178,7 +179,7 @@ def clamd_snippet(
         *(f"ExcludePath {clamd_value(f'^{ere_escape(str(folder))}(/|$)')}" for folder in folders),
         "# ClamAV cannot exclude a program, only a user. This line would skip every file the",
         "# agent's user opens, its scripts' files included, so it is left for you to decide:",
-        f"# {_user_line(account)}",
+        "# " + user_exclusion(account, "<the agent's user>"),
     ]
     for line in lines:
         if len(line) + 1 > LINE_LIMIT:
@@ -186,14 +187,6 @@ def clamd_snippet(
                 "home", f"is too long for a clamd.conf line ({LINE_LIMIT} characters): {line!r}"
             )
     return "\n".join(lines) + "\n"
-
-
-def _user_line(account: AgentAccount | None) -> str:
-    if account is None:
-        return "OnAccessExcludeUname <the agent's user>"
-    if account.name is None:
-        return f"OnAccessExcludeUID {account.uid}"
-    return f"OnAccessExcludeUname {account.name}"
 
 
 # --- the request pack ----------------------------------------------------------------------------
