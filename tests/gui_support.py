@@ -36,6 +36,7 @@ from tentacle_manager.agent.host.run import serve
 from tentacle_manager.agent.scripts import ScriptServiceSettings
 from tentacle_manager.cli.main import main as tentacle
 from tentacle_manager.gui import watch_children_without_threads
+from tentacle_manager.gui.collector import MainThreadCollector
 from tentacle_manager.instances.instance import Instance
 from tentacle_manager.instances.registry import InstanceRegistry, select_instance
 
@@ -50,6 +51,8 @@ class QtLoop:
         self.app = app
         self.loop = QEventLoop(app, already_running=True)
         watch_children_without_threads(self.loop)  # as the app does
+        self.collector = MainThreadCollector()  # as the app does
+        self.collector.start()
         self.errors: list[dict[str, Any]] = []
         self.loop.set_exception_handler(lambda _, context: self.errors.append(context))
 
@@ -82,6 +85,7 @@ class QtLoop:
         self.app.aboutToQuit.disconnect(self.loop._after_run_forever)
         asyncio.events._set_running_loop(None)
         self.loop.close()
+        self.collector.stop()
 
     def _spin_until_done(self, tasks: list[asyncio.Task[Any]], timeout: float) -> None:
         """Let Qt (and so asyncio) run in a nested event loop until the tasks end."""

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import QApplication
 from qasync import QEventLoop
 
 from tentacle_manager.gui import watch_children_without_threads
+from tentacle_manager.gui.collector import MainThreadCollector
 from tentacle_manager.gui.main_window import MainWindow
 from tentacle_manager.gui.responsiveness import LoopLagProbe
 from tentacle_manager.gui.theme import THEMES, apply_theme
@@ -55,9 +56,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     app.setApplicationName("Tentacle Manager")
     app.setQuitOnLastWindowClosed(False)
     apply_theme(app, options.theme)
-    with asyncio.Runner(loop_factory=lambda: QEventLoop(app)) as runner:
-        watch_children_without_threads(runner.get_loop())
-        return runner.run(_run(options))
+    collector = MainThreadCollector()
+    collector.start()
+    try:
+        with asyncio.Runner(loop_factory=lambda: QEventLoop(app)) as runner:
+            watch_children_without_threads(runner.get_loop())
+            return runner.run(_run(options))
+    finally:
+        collector.stop()
 
 
 async def _run(options: argparse.Namespace) -> int:
