@@ -37,6 +37,20 @@ def test_powershell_command_line_matches_tentacle():
     ]
 
 
+def test_powershell_arguments_with_typographic_quotes_stay_one_argument():
+    """PowerShell ends a single-quoted string at U+2018..U+201B too: each is doubled."""
+    left, right, low, high = "\u2018", "\u2019", "\u201a", "\u201b"
+    shell = PowerShell(executable="PowerShell.exe")
+    home = f"C:\\O{right}Brien{right}s\\Bootstrap.ps1"
+    line = shell.command_line(Path(home), [f"it{right}s {left}x{right} {low}y{high}"])
+    doubled_home = f"C:\\O{right * 2}Brien{right * 2}s\\Bootstrap.ps1"
+    argument = f"it{right * 2}s {left * 2}x{right * 2} {low * 2}y{high * 2}"
+    assert line[-1] == (
+        f"$ErrorActionPreference = 'Stop'; . {{. '{doubled_home}' '{argument}'; "
+        "if ((test-path variable:global:lastexitcode)) { exit $LastExitCode }}"
+    )
+
+
 def test_powershell_bootstrap_has_a_bom_and_uses_the_main_body():
     shell = PowerShell(executable="PowerShell.exe")
     command = StartScriptCommand(

@@ -8,6 +8,7 @@ single-quoted PowerShell strings, never joined unquoted.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
 from dataclasses import dataclass
@@ -51,8 +52,14 @@ class Bash:
         return bash_guard(workspace)
 
 
-def _quote_powershell(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
+_POWERSHELL_QUOTES = re.compile("(['\u2018\u2019\u201a\u201b])")
+
+
+def powershell_literal(value: str) -> str:
+    """A single-quoted PowerShell string. PowerShell also ends one at a typographic quote
+    (U+2018 to U+201B), so each of those is doubled too, not only the ASCII one: a home or an
+    argument written with curly apostrophes must not end the string (Tentacle doubles only ')."""
+    return "'" + _POWERSHELL_QUOTES.sub(r"\1\1", value) + "'"
 
 
 @dataclass(frozen=True)
@@ -76,10 +83,10 @@ class PowerShell:
         return b"\xef\xbb\xbf" + body.encode("utf-8")
 
     def command_line(self, bootstrap: Path, arguments: list[str]) -> list[str]:
-        args = "".join(" " + _quote_powershell(a) for a in arguments)
+        args = "".join(" " + powershell_literal(a) for a in arguments)
         script = (
             "$ErrorActionPreference = 'Stop'; "
-            f". {{. {_quote_powershell(str(bootstrap))}{args}; "
+            f". {{. {powershell_literal(str(bootstrap))}{args}; "
             "if ((test-path variable:global:lastexitcode)) { exit $LastExitCode }}"
         )
         return [

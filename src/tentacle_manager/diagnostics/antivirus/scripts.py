@@ -25,6 +25,7 @@ import socket
 from collections.abc import Sequence
 from pathlib import Path, PurePath, PurePosixPath
 
+from tentacle_manager.agent.process.shell import powershell_literal
 from tentacle_manager.diagnostics.antivirus.advisor import Advice
 from tentacle_manager.diagnostics.antivirus.clamd import LINE_LIMIT
 from tentacle_manager.diagnostics.antivirus.coverage import CoverageState
@@ -47,7 +48,6 @@ DEFENDER_UNDO_SCRIPT = "defender-exclusions-undo.ps1"
 CLAMD_SNIPPET = "clamd-exclusions.conf"
 REQUEST_PACK = "exclusion-request.md"
 
-_POWERSHELL_QUOTES = re.compile("(['\u2018\u2019\u201a\u201b])")
 _ERE_SPECIAL = re.compile(r"([\\.\[\](){}*+?|^$])")
 ELEVATION_CHECK = (
     "$identity = [Security.Principal.WindowsIdentity]::GetCurrent()",
@@ -58,10 +58,6 @@ ELEVATION_CHECK = (
     "}",
 )
 _PRIORITY_WORDS = {FIRST: "1 (first)", THEN: "2 (if problems remain)"}
-
-
-def powershell_literal(text: str) -> str:
-    return "'" + _POWERSHELL_QUOTES.sub(r"\1\1", text) + "'"
 
 
 def clamd_value(text: str) -> str:
