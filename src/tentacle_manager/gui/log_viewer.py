@@ -56,7 +56,7 @@ from tentacle_manager.diagnostics.log_sources import LogSource, log_sources
 from tentacle_manager.diagnostics.log_time import first_line_at
 from tentacle_manager.gui import cancel_and_wait, spawn
 from tentacle_manager.gui.log_model import LogLinesModel
-from tentacle_manager.gui.widgets import named
+from tentacle_manager.gui.widgets import ERROR_STYLE, named
 from tentacle_manager.instances.errors import InstanceError
 from tentacle_manager.instances.instance import Instance
 
@@ -71,7 +71,6 @@ LEVEL_CHOICES = [
     ("Warnings and above", Level.WARN),
     ("Errors and above", Level.ERROR),
 ]
-_ERROR_STYLE = "color: #d32f2f;"
 
 
 class LogViewer(QWidget):
@@ -458,4 +457,4 @@ class LogViewer(QWidget):
 
     def _say(self, text: str, error: bool = False) -> None:
         self.status.setText(text)
-        self.status.setStyleSheet(_ERROR_STYLE if error else "")
+        self.status.setStyleSheet(ERROR_STYLE if error else "")

@@ -23,13 +23,11 @@ from PySide6.QtWidgets import (
 from tentacle_manager.contracts import ProblemsError
 from tentacle_manager.gui import spawn
 from tentacle_manager.gui.proxy_form import ProxyForm
-from tentacle_manager.gui.widgets import monospace, named
+from tentacle_manager.gui.widgets import ERROR_STYLE, monospace, named
 from tentacle_manager.instances.instance import Instance
 from tentacle_manager.instances.tentacle_config import ProxyKind, TentacleConfig
 from tentacle_manager.setup.install import Event, OutputLine, run_in_order
 from tentacle_manager.setup.proxy_change import current_proxy, plan_proxy_change
-
-_ERROR_STYLE = "color: #c62828;"
 
 
 class ProxyDialog(QDialog):
@@ -60,7 +58,7 @@ class ProxyDialog(QDialog):
             else None
         )
         self.errors = named(QLabel(""), "Problems with the proxy settings")
-        self.errors.setStyleSheet(_ERROR_STYLE)
+        self.errors.setStyleSheet(ERROR_STYLE)
         self.errors.setWordWrap(True)
         self.log = monospace("Output of the proxy commands")
         self.status = named(QLabel(""), "Proxy change status")

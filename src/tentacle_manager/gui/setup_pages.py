@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from tentacle_manager.gui.proxy_form import ProxyForm
-from tentacle_manager.gui.widgets import named
+from tentacle_manager.gui.widgets import ERROR_STYLE, named
 from tentacle_manager.platform.firewall import firewall_rule
 from tentacle_manager.setup.answers import Page, SetupAnswers, Style
 
@@ -51,7 +51,6 @@ FIELD_LABELS = {
     "proxy_port": "Proxy port",
     "proxy_username": "Proxy username",
 }
-_ERROR_STYLE = "color: #c62828;"
 
 
 class QuestionPage(QWizardPage):
@@ -66,7 +65,7 @@ class QuestionPage(QWizardPage):
         self.setSubTitle(subtitle)
         named(self, title)
         self.errors = named(QLabel(""), f"Problems on the {title} page")
-        self.errors.setStyleSheet(_ERROR_STYLE)
+        self.errors.setStyleSheet(ERROR_STYLE)
         self.errors.setWordWrap(True)
         self.errors.setVisible(False)
         self.fields: dict[str, QWidget] = {}

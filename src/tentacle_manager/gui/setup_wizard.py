@@ -40,7 +40,7 @@ from tentacle_manager.gui.setup_pages import (
     PollingPage,
     StoragePage,
 )
-from tentacle_manager.gui.widgets import monospace, named
+from tentacle_manager.gui.widgets import ERROR_STYLE, monospace, named
 from tentacle_manager.setup.answers import SetupAnswers, Style
 from tentacle_manager.setup.install import (
     Event,
@@ -56,7 +56,6 @@ from tentacle_manager.setup.plan import SetupPlan, plan_setup
 from tentacle_manager.setup.prerequisites import Check, CheckContext, CheckState
 
 COMMUNICATION, STORAGE, LISTENING, POLLING, PREREQUISITES, REVIEW, INSTALL = range(7)
-_ERROR_STYLE = "color: #c62828;"
 _SUCCESS_STYLE = "color: #2e7d32; font-weight: bold;"
 
 
@@ -102,7 +101,7 @@ class ReviewPage(QWizardPage):
         self.notes.setWordWrap(True)
         self.blocked = named(QLabel(""), "Why this cannot be installed")
         self.blocked.setWordWrap(True)
-        self.blocked.setStyleSheet(_ERROR_STYLE)
+        self.blocked.setStyleSheet(ERROR_STYLE)
         layout = QVBoxLayout(self)
         for widget in (self.where, self.script, self.copy, self.notes, self.blocked):
             layout.addWidget(widget)
@@ -184,7 +183,7 @@ class InstallPage(QWizardPage):
             )
             what = "was cancelled" if result.outcome is Outcome.CANCELLED else "failed"
             self.status.setText(f"The installation {what}. {undone} Fix the cause and Retry.")
-            self.status.setStyleSheet(_ERROR_STYLE)
+            self.status.setStyleSheet(ERROR_STYLE)
             self.run.setText("&Retry")
             self.run.setEnabled(True)
         self.completeChanged.emit()

@@ -12,6 +12,7 @@ from PySide6.QtWidgets import QLabel, QPlainTextEdit, QPushButton, QWidget
 from tentacle_manager.gui import spawn
 
 _W = TypeVar("_W", bound=QWidget)
+ERROR_STYLE = "color: #c62828;"  # a problem the user must act on, in every panel and dialog
 
 
 def named(widget: _W, name: str) -> _W:

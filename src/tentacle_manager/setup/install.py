@@ -146,7 +146,7 @@ async def _roll_back(
                 listener(OutputLine(f"{undo.title} did not succeed; the step it undoes was "
                                     "interrupted and may have done nothing.", True))  # fmt: skip
     loop = asyncio.get_running_loop()
-    for path, error in await loop.run_in_executor(None, _remove, footprint.added()):
+    for path, error in await loop.run_in_executor(None, remove_paths, footprint.added()):
         not_undone.append(f"{path} could not be removed: {error}")
     for line in not_undone:
         listener(OutputLine(f"Not undone: {line}", True))
@@ -234,7 +234,9 @@ def _kill_group(process: asyncio.subprocess.Process) -> None:
             os.killpg(process.pid, signal.SIGKILL)
 
 
-def _remove(paths: list[Path]) -> list[tuple[Path, str]]:
+def remove_paths(paths: list[Path]) -> list[tuple[Path, str]]:
+    """Delete files and folders (a link, not what it points to); the ones that resisted, and
+    why. Blocking: run it in an executor."""
     failures = []
     for path in paths:
         try:

@@ -11,7 +11,6 @@ it could not remove.
 from __future__ import annotations
 
 import asyncio
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from tentacle_manager.setup.install import (
     Listener,
     Outcome,
     OutputLine,
+    remove_paths,
     run_in_order,
 )
 from tentacle_manager.setup.plan import Step
@@ -113,12 +113,5 @@ def _remove_files(plan: RemovalPlan) -> list[str]:
         plan.instance.secrets.delete(CONFIG_KEY_SECRET)  # a keyring entry, or the file's entry
     except SecretStoreError as error:
         failures.append(f"the instance's secret key: {error}")
-    for path in plan.paths:
-        try:
-            if path.is_dir():
-                shutil.rmtree(path)
-            else:
-                path.unlink(missing_ok=True)
-        except OSError as error:
-            failures.append(f"{path}: {error.strerror or error}")
+    failures += [f"{path}: {error}" for path, error in remove_paths(list(plan.paths))]
     return failures
